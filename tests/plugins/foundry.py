@@ -1,0 +1,1 @@
+"""Fixtures serving the real Foundry Local runtime (owned by the Foundry work)."""

@@ -1,0 +1,1 @@
+"""Fixtures providing the stack images (owned by the CI/images work)."""
