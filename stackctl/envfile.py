@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .settings import PORT_KEYS, SECRET_KEYS, SECTION_TITLES, SETTINGS
+from .settings import BY_KEY, MANAGED_KEYS, PORT_KEYS, SECRET_KEYS, SECTION_TITLES, SETTINGS
 
 _KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -107,9 +107,15 @@ def validate(env: dict[str, str], source: str = ".env") -> None:
 
 def merge(lines: list[EnvLine]) -> tuple[list[EnvLine], list[str]]:
     """Return the lines with every missing known key appended, and the keys added."""
-    have = values(lines)
-    out = list(lines)
+    out: list[EnvLine] = []
     added: list[str] = []
+    for ln in lines:  # an empty secret (e.g. copied from .env.example) is not a value
+        if ln.key in SECRET_KEYS and not ln.value:
+            value = BY_KEY[ln.key].initial_value()
+            ln = EnvLine(f"{ln.key}={value}", ln.key, value)
+            added.append(ln.key)
+        out.append(ln)
+    have = values(out)
     section = None
     for s in SETTINGS:
         if s.key in have:
@@ -142,7 +148,7 @@ def render_example() -> str:
             section = s.section
             out += ["", f"# == {SECTION_TITLES[section]} =="]
         out.append(f"# {s.help}")
-        out.append(f"{s.key}={'' if s.secret else s.default}")
+        out.append(f"{s.key}={'' if s.secret or s.managed else s.default}")
     return "\n".join(out) + "\n"
 
 
@@ -178,6 +184,28 @@ def ensure(path: Path) -> tuple[dict[str, str], list[str]]:
     elif path.stat().st_mode & 0o077:
         path.chmod(0o600)
     return env, added
+
+
+def set_managed(path: Path, updates: dict[str, str]) -> bool:
+    """Rewrite managed keys (see settings.MANAGED_KEYS) in place; True if anything changed.
+
+    Only managed keys may be passed: user-owned values are never rewritten.
+    """
+    bad = set(updates) - MANAGED_KEYS
+    if bad:
+        raise ValueError(f"not managed keys: {sorted(bad)}")
+    lines = parse(path.read_text(), str(path))
+    merged, _ = merge(lines)
+    out: list[EnvLine] = []
+    changed = False
+    for ln in merged:
+        if ln.key in updates and ln.value != updates[ln.key]:
+            ln = EnvLine(f"{ln.key}={updates[ln.key]}", ln.key, updates[ln.key])
+            changed = True
+        out.append(ln)
+    if changed:
+        write_atomic(path, render(out))
+    return changed
 
 
 def load(path: Path) -> dict[str, str]:

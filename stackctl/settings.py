@@ -17,6 +17,7 @@ class Setting:
     help: str
     section: str
     secret: bool = False  # generated on first run, never printed
+    managed: bool = False  # written by `invoke up` from discovery; not for hand edits
 
     def initial_value(self) -> str:
         return secrets.token_urlsafe(32) if self.secret else self.default
@@ -51,10 +52,14 @@ SETTINGS: tuple[Setting, ...] = (
     # -- Grafana ------------------------------------------------------------
     _S("GRAFANA_ADMIN_USER", "admin", "Grafana admin user.", "grafana"),
     _S("GRAFANA_ADMIN_PASSWORD", "", "Grafana admin password (generated).", "grafana", secret=True),
+    # -- managed by `invoke up` (the container view of the discovered Foundry) --
+    _S("FOUNDRY_CONTAINER_ROOT_URL", "", "Foundry Local service root as containers see it. Set by `invoke up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
+    _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `invoke up`.", "managed", managed=True),
 )
 del _S
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+MANAGED_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.managed)
 SECRET_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.secret)
 PORT_KEYS: tuple[str, ...] = ("OPENWEBUI_PORT", "GRAFANA_PORT", "PROMETHEUS_PORT", "EXPORTER_PORT")
 
@@ -64,6 +69,7 @@ SECTION_TITLES = {
     "foundry": "Foundry Local",
     "openwebui": "Open WebUI",
     "grafana": "Grafana",
+    "managed": "Managed by `invoke up` (discovered; do not edit)",
 }
 
 # Compose service names, used by tasks, health waits and tests.

@@ -1,0 +1,93 @@
+"""The stack's view of Foundry Local: discovery plus the container view of it.
+
+``ensure`` is what `invoke up` runs: find Foundry Local; if nothing is found and
+the user did not pin FOUNDRY_LOCAL_ENDPOINT, serve the embedded one (the real
+runtime through foundry-local-sdk) and find that.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .context import Stack
+from .errors import StackError
+from .foundry import discovery
+from .foundry.urls import container_url, root_url
+from .report import Reporter
+
+
+@dataclass(frozen=True)
+class FoundryView:
+    source: str
+    generation: str
+    root_url: str                  # as the host sees it
+    openai_url: str                # chat base, as the host sees it
+    chat_models: tuple[str, ...]
+    container_root_url: str        # as containers see it (host.docker.internal)
+    container_openai_url: str
+    binds_everywhere: bool = False
+
+    def managed_env(self) -> dict[str, str]:
+        return {"FOUNDRY_CONTAINER_ROOT_URL": self.container_root_url,
+                "FOUNDRY_CONTAINER_OPENAI_URL": self.container_openai_url}
+
+
+def view_of(d: discovery.Discovery) -> FoundryView:
+    assert d.found and d.root_url and d.chat_base_url
+    root = root_url(d.root_url)
+    return FoundryView(
+        source=d.source or "?", generation=d.generation or "?", root_url=root,
+        openai_url=d.chat_base_url, chat_models=tuple(d.chat_models),
+        container_root_url=container_url(root), container_openai_url=container_url(d.chat_base_url),
+        binds_everywhere=urlsplit(root).hostname in ("0.0.0.0", "::"),
+    )
+
+
+def current(stack: Stack) -> tuple[FoundryView | None, str | None]:
+    d = discovery.discover(stack.env, stack.state_dir)
+    return (view_of(d), None) if d.found else (None, d.reason)
+
+
+def ensure(stack: Stack, *, model: str | None, model_path: str | None,
+           reporter: Reporter) -> tuple[FoundryView, bool]:
+    """(view, started_embedded). Serves the embedded Foundry only when nothing is found
+    and FOUNDRY_LOCAL_ENDPOINT is not pinned."""
+    d = discovery.discover(stack.env, stack.state_dir)
+    if d.found:
+        view = view_of(d)
+        reporter.ok(f"Foundry Local found ({view.source}): {view.root_url}")
+        if model or model_path:
+            reporter.warn("--model/--model-path ignored: Foundry Local is already running "
+                          "(`invoke foundry.stop` first to serve another model)")
+        return view, False
+    if stack.env.get("FOUNDRY_LOCAL_ENDPOINT"):
+        raise StackError(f"FOUNDRY_LOCAL_ENDPOINT={stack.env['FOUNDRY_LOCAL_ENDPOINT']} does not answer: "
+                         f"{d.reason} — start Foundry Local there, or clear the setting in .env to let "
+                         "the stack serve its own", exit_code=1)
+    reporter.step(f"no Foundry Local found ({d.reason}); starting the embedded server")
+    from .foundry import manager
+
+    manager.serve(stack.env, stack.state_dir, model=model, model_path=model_path,
+                  reporter=reporter)
+    d = discovery.discover(stack.env, stack.state_dir)
+    if not d.found:
+        raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")
+    return view_of(d), True
+
+
+def unreachable_fix(view: FoundryView) -> str:
+    host = urlsplit(view.root_url).hostname
+    if sys.platform.startswith("linux") and host in ("127.0.0.1", "localhost", "::1"):
+        return ("on Linux, containers reach the host through the Docker bridge gateway, not "
+                f"{host}: bind Foundry Local to the bridge address too (the embedded "
+                "`invoke foundry.serve` does), or set FOUNDRY_LOCAL_ENDPOINT to an address "
+                "containers can reach; check a firewall is not dropping docker0 traffic")
+    return ("make Foundry Local listen on an address Docker Desktop forwards "
+            "(host.docker.internal), and check the firewall")
+
+
+def unreachable_message(view: FoundryView, detail: str) -> str:
+    return (f"Foundry Local at {view.root_url} is not reachable from containers "
+            f"({view.container_openai_url}: {detail}) — {unreachable_fix(view)}")

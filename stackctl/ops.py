@@ -1,0 +1,61 @@
+"""`invoke down / status / logs`: thin compositions over compose and the engine."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from . import compose as composer
+from . import engine, foundry_link
+from .context import Stack, load_stack
+from .errors import StackError
+
+
+def down(*, volumes: bool = False) -> Stack:
+    """Stop and remove the containers; data volumes are kept unless ``volumes``."""
+    stack = load_stack()
+    engine.client()
+    compose = composer.find()
+    args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+    composer.run(compose, stack, *args)
+    return stack
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    stack: Stack
+    services: dict[str, engine.ServiceState]
+    urls: dict[str, str]
+    foundry: foundry_link.FoundryView | None
+    foundry_reason: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return all(self.services.get(s) and self.services[s].ok for s in self.stack.services) \
+            and self.foundry is not None
+
+
+def status() -> StatusReport:
+    from .up import service_urls  # local import: up imports ops' neighbours
+
+    stack = load_stack()
+    client = engine.client()
+    states = engine.services(client, stack.project)
+    view, reason = foundry_link.current(stack)
+    return StatusReport(stack, states, service_urls(stack), view, reason)
+
+
+def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:
+    stack = load_stack()
+    compose = composer.find()
+    args = ["logs", "--tail", str(tail)]
+    if follow:
+        args.append("--follow")
+    if service:
+        args += composer.services_arg(stack, [service])
+    try:
+        return composer.run(compose, stack, *args, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+    except subprocess.SubprocessError as exc:
+        raise StackError(f"compose logs failed: {exc}") from None

