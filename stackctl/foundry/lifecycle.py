@@ -1,0 +1,338 @@
+"""serve / stop / status of the embedded Foundry Local server (the launcher side).
+
+``serve`` validates everything it can before spawning (model options, SDK
+present, port free, catalog reachable), then starts ``python -m
+stackctl.foundry.server`` detached, relays its start-up events, and returns
+only when the server answers over HTTP with the model loaded — or raises a
+StackError whose message is one line saying what failed and what to do.
+
+Invariants:
+- At most one embedded server per state dir: a live one is refused by name
+  (pid, URL, model); a stale state file (dead pid) is removed; a lock file
+  keeps two concurrent ``serve`` calls from racing.
+- Never binds 0.0.0.0 unless the caller passes ``host`` explicitly.
+- Waits are conditions with deadlines (start-up events, HTTP readiness,
+  process exit), never fixed sleeps. Nothing here calls ``POST /shutdown``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib.util
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from ..errors import StackError, UsageError
+from . import bridge, discovery, runtime
+from . import state as state_mod
+from .events import ERROR, READY, STAGE, Event, decode
+from .model_spec import resolve
+from .paths import FoundryPaths
+from .state import ServerState
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 120.0  # longest silence allowed during start-up (downloads report progress)
+READY_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+_SERVER_MODULE = "stackctl.foundry.server"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What ``status`` found. ``answering``: the HTTP API replied; ``loaded_models``
+    are the chat models loaded at ``state.chat_base_url``."""
+
+    running: bool
+    state: ServerState | None = None
+    answering: bool = False
+    loaded_models: tuple[str, ...] = ()
+    stale: ServerState | None = None  # a dead server's state file, removed just now
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class StopResult:
+    pid: int
+    seconds: float
+    forced: bool  # SIGKILL was needed after the SIGTERM deadline
+    state: ServerState
+
+
+# -- serve ------------------------------------------------------------------------
+
+
+def serve(
+    state_dir: Path,
+    *,
+    port: int,
+    model: str | None = None,
+    model_path: str | None = None,
+    name: str | None = None,
+    host: str | None = None,
+    catalog_url: str | None = None,
+    startup_timeout: float = STARTUP_TIMEOUT_S,
+    on_event: Callable[[Event], None] = lambda event: None,
+    python: str = sys.executable,
+    gateway: Callable[[], str | None] = bridge.gateway_ip,
+    http: httpx.Client | None = None,
+) -> ServerState:
+    """Start the embedded server; return its state once it serves the model."""
+    spec = resolve(model, model_path, name)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a port (1-65535)")
+    paths = FoundryPaths(Path(state_dir).resolve())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with _start_lock(paths):
+        live, _stale = state_mod.read_live(paths)
+        if live is not None:
+            raise StackError(already_running_message(live))
+        if importlib.util.find_spec("foundry_local_sdk") is None:
+            raise UsageError(f"foundry-local-sdk is not installed — run `{runtime.INSTALL_HINT}` and retry")
+        hosts = _bind_hosts(host, port, gateway, on_event)
+        if not spec.local and not catalog_url:
+            _check_catalog(spec.alias, http)
+        state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python)
+    try:
+        _wait_http_ready(state, http)
+    except StackError:
+        _terminate(state.pid, STOP_TIMEOUT_S)
+        state_mod.remove(paths, expected_pid=state.pid)
+        raise
+    return state
+
+
+def already_running_message(live: ServerState) -> str:
+    return (
+        f"an embedded Foundry Local server is already running: pid {live.pid} at {live.root_url} "
+        f"serving {live.model_id} — use it, or run `invoke foundry.stop` first"
+    )
+
+
+@contextlib.contextmanager
+def _start_lock(paths: FoundryPaths) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: best effort, no lock
+        yield
+        return
+    with open(paths.start_lock, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(
+                f"another `foundry.serve` is starting a server in {paths.root} right now — wait for it, then `invoke foundry.status`"
+            ) from None
+        yield
+
+
+def _bind_hosts(host: str | None, port: int, gateway: Callable[[], str | None], on_event) -> list[str]:
+    """Loopback plus the Docker bridge gateway (Linux), or loopback plus the explicit host."""
+    if host in ("0.0.0.0", "::"):
+        hosts = [host]
+    elif host:
+        hosts = ["127.0.0.1", host]
+    else:
+        hosts = ["127.0.0.1"]
+        gw = gateway()
+        if gw:
+            if _bind_error(gw, port) in (None, errno.EADDRINUSE):
+                hosts.append(gw)
+            else:
+                on_event(Event(STAGE, f"cannot bind the Docker bridge gateway {gw}; containers will not reach this server"))
+    for h in dict.fromkeys(hosts):
+        err = _bind_error(h, port)
+        if err == errno.EADDRINUSE:
+            raise StackError(runtime.port_in_use_message(port), exit_code=2)
+        if err is not None:
+            raise UsageError(f"cannot bind {h}:{port} ({os.strerror(err)}) — pass a local address with --host, or omit it")
+    return hosts
+
+
+def _bind_error(host: str, port: int) -> int | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # Same semantics as the runtime's listener: a TIME_WAIT leftover is not "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            return err.errno or errno.EADDRNOTAVAIL
+    return None
+
+
+def _check_catalog(alias: str, http: httpx.Client | None) -> None:
+    """Fail fast offline: any HTTP answer from the catalog host means it is reachable."""
+    client = http or httpx.Client(timeout=httpx.Timeout(5.0))
+    try:
+        client.get(runtime.DEFAULT_CATALOG_URL)
+    except httpx.HTTPError:
+        raise StackError(runtime.offline_message(alias, runtime.DEFAULT_CATALOG_URL), exit_code=2) from None
+    finally:
+        if http is None:
+            client.close()
+
+
+def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python) -> ServerState:
+    read_fd, write_fd = os.pipe()
+    argv = [python, "-m", _SERVER_MODULE, "--state-dir", str(paths.state_dir), "--port", str(port),
+            "--alias", spec.alias, "--model-path", spec.path, "--catalog-url", catalog_url or "",
+            "--status-fd", str(write_fd), "--detach"]
+    for h in hosts:
+        argv += ["--host", h]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    with open(paths.log_file, "ab") as log:
+        log.write(f"\n=== foundry.serve {datetime.now(UTC).isoformat(timespec='seconds')}: {' '.join(argv[1:])}\n".encode())
+        log.flush()
+        try:
+            launcher = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                pass_fds=(write_fd,), start_new_session=True, cwd=str(paths.root),
+            )
+        finally:
+            os.close(write_fd)
+    launcher.wait(timeout=30)  # returns at once: the server forked away (--detach)
+    events: queue.Queue[Event | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(read_fd, events), daemon=True).start()
+    return _follow(paths, events, startup_timeout, on_event)
+
+
+def _pump(fd: int, events: queue.Queue) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        for line in pipe:
+            event = decode(line)
+            if event is not None:
+                events.put(event)
+    events.put(None)
+
+
+def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) -> ServerState:
+    server_pid = 0
+    last = "starting"
+    while True:
+        try:
+            event = events.get(timeout=timeout)
+        except queue.Empty:
+            if server_pid:
+                _terminate(server_pid, STOP_TIMEOUT_S)
+            raise StackError(
+                f"the Foundry Local server made no progress for {timeout:.0f} s (last: {last}) — see {paths.log_file}"
+            ) from None
+        if event is None:
+            raise StackError(f"the Foundry Local server exited during start-up ({last}) — {_log_tail(paths)}see {paths.log_file}")
+        server_pid = server_pid or int(event.state.get("pid") or 0)
+        if event.kind == STAGE:
+            last = event.message
+        on_event(event)
+        if event.kind == ERROR:
+            raise StackError(event.message, exit_code=event.code)
+        if event.kind == READY:
+            return ServerState.from_json(json.dumps(event.state))
+
+
+def _log_tail(paths: FoundryPaths) -> str:
+    try:
+        lines = [ln.strip() for ln in paths.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f"last log line: {lines[-1][:200]} — " if lines else ""
+
+
+def _wait_http_ready(state: ServerState, http: httpx.Client | None, timeout: float = READY_TIMEOUT_S) -> None:
+    """Condition: /status answers and the model is listed as loaded at its prefix."""
+    client = http or httpx.Client(timeout=httpx.Timeout(5.0), trust_env=False)
+    deadline = time.monotonic() + timeout
+    last = ""
+    try:
+        while True:
+            found = discovery.probe(client, "embedded", state.root_url)
+            if found.found and state.model_id in found.chat_models:
+                return
+            last = found.reason or f"{state.model_id} not listed as loaded (loaded: {', '.join(found.chat_models) or 'none'})"
+            if time.monotonic() >= deadline:
+                raise StackError(f"the server started but is not ready after {timeout:.0f} s: {last}")
+            time.sleep(0.1)  # poll interval of the readiness condition above
+    finally:
+        if http is None:
+            client.close()
+
+
+# -- stop / status --------------------------------------------------------------------
+
+
+def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
+    """SIGTERM the embedded server and wait until it is gone (SIGKILL after ``timeout``)."""
+    paths = FoundryPaths(Path(state_dir).resolve())
+    live, stale = state_mod.read_live(paths)
+    if live is not None and not _is_our_server(live.pid):
+        state_mod.remove(paths, expected_pid=live.pid)
+        live, stale = None, live
+    if live is None:
+        note = f" (removed a stale state file of pid {stale.pid})" if stale else ""
+        raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `invoke foundry.serve`")
+    started = time.monotonic()
+    forced = _terminate(live.pid, timeout)
+    state_mod.remove(paths, expected_pid=live.pid)
+    return StopResult(pid=live.pid, seconds=time.monotonic() - started, forced=forced, state=live)
+
+
+def status(state_dir: Path, *, http: httpx.Client | None = None) -> ServerStatus:
+    """Is the embedded server running, answering, and serving its model?"""
+    paths = FoundryPaths(Path(state_dir).resolve())
+    live, stale = state_mod.read_live(paths)
+    if live is None:
+        return ServerStatus(running=False, stale=stale, problem=f"no embedded Foundry Local server is running in {paths.root}")
+    client = http or httpx.Client(timeout=httpx.Timeout(5.0), trust_env=False)
+    try:
+        found = discovery.probe(client, "embedded", live.root_url)
+    finally:
+        if http is None:
+            client.close()
+    problem = "" if found.found else (found.reason or "not answering")
+    if found.found and live.model_id not in found.chat_models:
+        problem = f"{live.model_id} is not loaded"
+    return ServerStatus(running=True, state=live, answering=found.found, loaded_models=found.chat_models, problem=problem)
+
+
+def _terminate(pid: int, timeout: float) -> bool:
+    """SIGTERM, wait for exit; SIGKILL if still alive after ``timeout``. True if forced."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    if not _wait_gone(pid, 5.0):
+        raise StackError(f"pid {pid} survived SIGKILL — check it with `ps -p {pid}`")
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while state_mod.pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # poll interval of the exit condition
+    return True
+
+
+def _is_our_server(pid: int) -> bool:
+    """Guard against pid reuse: on Linux the process must be our server module."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no procfs: trust the pid
+    return _SERVER_MODULE.encode() in cmdline

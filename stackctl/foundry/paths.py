@@ -1,0 +1,45 @@
+"""Where the embedded Foundry Local server keeps its files (one place).
+
+Invariant: everything the embedded server writes lives under
+``<STACK_STATE_DIR>/foundry/``; callers pass the stack state dir, never the
+subfolder, so every module agrees on the layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FoundryPaths:
+    state_dir: Path  # the stack's STACK_STATE_DIR
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / "foundry"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def start_lock(self) -> Path:
+        """Held by a `serve` from spawn to ready, so two serves cannot race."""
+        return self.root / "serve.lock"
+
+    @property
+    def app_data(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runtime_logs(self) -> Path:
+        return self.root / "logs"
