@@ -135,11 +135,8 @@ def lint(c):
 
 ns = Collection(up, down, status, logs, doctor, test, lint)
 
-try:  # the embedded Foundry Local server: `invoke foundry.serve / stop / status`
-    from stackctl.foundry.tasks import ns as foundry_ns
+from stackctl.foundry.tasks import ns as foundry_ns  # noqa: E402 - after the local tasks
 
-    ns.add_collection(foundry_ns, name="foundry")
-except ImportError:  # pragma: no cover - only while stackctl.foundry is being written
-    pass
+ns.add_collection(foundry_ns, name="foundry")
 
 ns.configure({"run": {"pty": os.isatty(1)}})

@@ -67,14 +67,36 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
                          f"{d.reason} — start Foundry Local there, or clear the setting in .env to let "
                          "the stack serve its own", exit_code=1)
     reporter.step(f"no Foundry Local found ({d.reason}); starting the embedded server")
-    from .foundry import manager
+    from .foundry import lifecycle
 
-    manager.serve(stack.env, stack.state_dir, model=model, model_path=model_path,
-                  reporter=reporter)
+    if not model and not model_path:
+        model_path = stack.env.get("FOUNDRY_MODEL_PATH") or None
+        model = None if model_path else stack.env.get("FOUNDRY_MODEL")
+    st = lifecycle.serve(stack.state_dir, port=int(stack.env["FOUNDRY_PORT"]), model=model,
+                         model_path=model_path, on_event=_event_printer(reporter))
+    reporter.ok(f"embedded Foundry Local serving {st.model_id} (pid {st.pid}); "
+                "stop it with `invoke foundry.stop`")
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
         raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")
     return view_of(d), True
+
+
+def _event_printer(reporter: Reporter):
+    """Start-up progress as lines: each stage once, downloads every 10 %."""
+    from .foundry.events import PROGRESS, STAGE
+
+    last = {"stage": "", "pct": -10.0}
+
+    def on_event(event) -> None:
+        if event.kind == STAGE and event.message != last["stage"]:
+            last["stage"] = event.message
+            reporter.info(f"  {event.message}")
+        elif event.kind == PROGRESS and event.percent >= last["pct"] + 10:
+            last["pct"] = event.percent
+            reporter.info(f"  download {event.message}: {event.percent:.0f}%")
+
+    return on_event
 
 
 def unreachable_fix(view: FoundryView) -> str:

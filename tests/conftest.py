@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.plugins.common",
     "tests.plugins.foundry",
     "tests.plugins.images",
+    "tests.plugins.stack",
 ]
 
 _TIERS = ("unit", "integration", "e2e")

@@ -1,0 +1,203 @@
+"""The stack as a user runs it: `invoke up` from nothing, on a real Docker Engine,
+with the real Foundry Local runtime serving the tiny model on the host.
+
+Tests in this module run in order on one throwaway stack (tests/plugins/stack.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+
+import docker
+import httpx
+import pytest
+
+from stackctl import engine, openwebui
+
+TINY = "tiny-chat-generic-cpu:1"
+
+
+def signin(s) -> openwebui.OpenWebUI:
+    env = s.env
+    ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
+    return openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
+
+
+def wait_for(check, what, timeout=90.0, interval=1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
+
+
+def states(s):
+    return engine.services(docker.from_env(), s.env["COMPOSE_PROJECT_NAME"])
+
+
+@pytest.fixture(scope="module")
+def up(e2e_stack):
+    t0 = time.monotonic()
+    cp = e2e_stack.invoke("up", timeout=1500)
+    e2e_stack.cold_up_seconds = time.monotonic() - t0
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    return cp
+
+
+def test_up_from_nothing_reaches_all_healthy_and_says_where_things_are(e2e_stack, up):
+    out = up.stdout
+    assert "stack is up" in out
+    for name in ("Open WebUI", "Prometheus", "Exporter"):
+        assert name in out
+    assert "WEBUI_ADMIN_PASSWORD" in out and e2e_stack.env["WEBUI_ADMIN_PASSWORD"] not in out
+    st = states(e2e_stack)
+    assert {"open-webui", "exporter", "prometheus"} <= set(st)
+    assert all(st[x].ok for x in ("open-webui", "exporter", "prometheus"))
+    print(f"\ncold `invoke up` (images cached, embedded Foundry started): {e2e_stack.cold_up_seconds:.1f}s")
+
+
+def test_env_is_private_and_ports_are_loopback_only(e2e_stack, up):
+    assert stat.S_IMODE(e2e_stack.env_file.stat().st_mode) == 0o600
+    for svc in states(e2e_stack).values():
+        assert svc.ports and all(p.startswith("127.0.0.1:") for p in svc.ports), svc
+
+
+def test_open_webui_offers_exactly_the_loaded_tiny_model(e2e_stack, up):
+    ui = signin(e2e_stack)
+    assert ui.models(refresh=True) == [TINY]
+    cfg = ui.openai_config()
+    assert cfg["OPENAI_API_BASE_URLS"][0] == e2e_stack.env["FOUNDRY_CONTAINER_OPENAI_URL"]
+    assert cfg["OPENAI_API_BASE_URLS"][0].startswith("http://host.docker.internal:")
+
+
+def test_signup_is_closed_after_the_admin_exists(e2e_stack, up):
+    r = httpx.post(e2e_stack.url("OPENWEBUI_PORT") + "/api/v1/auths/signup",
+                   json={"name": "x", "email": "intruder@example.com", "password": "intruder-pass-123"})
+    assert r.status_code in (401, 403), r.text
+
+
+def test_exporter_in_its_container_sees_the_hosts_foundry(e2e_stack, up):
+    def foundry_up():
+        text = httpx.get(e2e_stack.url("EXPORTER_PORT") + "/metrics", timeout=5).text
+        return any(line.startswith("foundry_up{") and 'kind="foundry"' in line and line.endswith(" 1.0")
+                   for line in text.splitlines())
+    wait_for(foundry_up, "exporter reports foundry_up 1")
+
+
+def test_prometheus_scrapes_the_exporter(e2e_stack, up):
+    def scraped():
+        r = httpx.get(e2e_stack.url("PROMETHEUS_PORT") + "/api/v1/query",
+                      params={"query": 'foundry_up{kind="foundry"} == 1'}, timeout=5).json()
+        return r["data"]["result"]
+    wait_for(scraped, "Prometheus has foundry_up == 1", timeout=120)
+
+
+def test_second_up_changes_nothing(e2e_stack, up):
+    before = {n: s.container for n, s in states(e2e_stack).items()}
+    started = _started_at(e2e_stack)
+    env_before = e2e_stack.env_file.read_bytes()
+    cp = e2e_stack.invoke("up")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "Open WebUI connection set" not in cp.stdout
+    assert {n: s.container for n, s in states(e2e_stack).items()} == before
+    assert _started_at(e2e_stack) == started
+    assert e2e_stack.env_file.read_bytes() == env_before
+
+
+def _started_at(s):
+    c = docker.from_env()
+    return {ctr.name: ctr.attrs["State"]["StartedAt"] for ctr in
+            c.containers.list(filters={"label": f"{engine.PROJECT_LABEL}={s.env['COMPOSE_PROJECT_NAME']}"})}
+
+
+@pytest.fixture(scope="module")
+def chat(e2e_stack, up):
+    ui = signin(e2e_stack)
+    r = ui.post("/api/v1/chats/new", json={"chat": {
+        "title": "kept across restarts", "models": [TINY],
+        "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]}})
+    r.raise_for_status()
+    return {"id": r.json()["id"], "token": ui.token}
+
+
+def _chat_survives(s, chat, token=None):
+    ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"), token=token or chat["token"])
+    r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(ui.get(f"/api/v1/chats/{chat['id']}")),
+                 "the chat is readable", timeout=120)
+    body = r.json()
+    assert body["title"] == "kept across restarts"
+    assert [m["content"] for m in body["chat"]["messages"]] == ["hello", "hi"]
+
+
+def test_chat_and_session_survive_down_and_up(e2e_stack, chat):
+    assert e2e_stack.invoke("down").returncode == 0
+    assert not states(e2e_stack)
+    assert e2e_stack.invoke("up").returncode == 0
+    _chat_survives(e2e_stack, chat)  # same JWT: WEBUI_SECRET_KEY is stable
+
+
+def test_chat_and_session_survive_container_recreate(e2e_stack, chat):
+    c = docker.from_env()
+    old_id = c.containers.get(states(e2e_stack)["open-webui"].container).id
+    cp = e2e_stack.compose("up", "-d", "--no-build", "--force-recreate", "open-webui")
+    assert cp.returncode == 0, cp.stderr
+    wait_for(lambda: states(e2e_stack)["open-webui"].ok, "open-webui healthy after re-create", timeout=180)
+    assert c.containers.get(states(e2e_stack)["open-webui"].container).id != old_id
+    _chat_survives(e2e_stack, chat)  # same JWT across the re-create
+
+
+def test_chat_survives_sigkill_of_open_webui_main_process(e2e_stack, chat):
+    c = docker.from_env()
+    ctr = c.containers.get(states(e2e_stack)["open-webui"].container)
+    restarts = ctr.attrs["RestartCount"]
+    os.kill(ctr.attrs["State"]["Pid"], signal.SIGKILL)  # as a crash or the OOM killer would
+    wait_for(lambda: c.containers.get(ctr.id).attrs["RestartCount"] > restarts, "restart policy kicks in")
+    wait_for(lambda: states(e2e_stack)["open-webui"].ok, "open-webui healthy after SIGKILL", timeout=180)
+    _chat_survives(e2e_stack, chat)
+
+
+def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, chat):
+    assert e2e_stack.invoke("foundry.stop").returncode == 0
+    from stackctl import envfile
+    from tests.plugins.common import free_port
+
+    new_port = str(free_port())
+    text = e2e_stack.env_file.read_text()
+    old_port = e2e_stack.env["FOUNDRY_PORT"]
+    e2e_stack.env_file.write_text(text.replace(f"FOUNDRY_PORT={old_port}", f"FOUNDRY_PORT={new_port}"))
+    envfile.ensure(e2e_stack.env_file)
+    cp = e2e_stack.invoke("up")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "Open WebUI connection set" in cp.stdout
+    ui = signin(e2e_stack)
+    assert f":{new_port}/" in ui.openai_config()["OPENAI_API_BASE_URLS"][0]
+    assert ui.models(refresh=True) == [TINY]
+    _chat_survives(e2e_stack, chat)
+
+
+def test_status_shows_services_and_foundry(e2e_stack, up):
+    cp = e2e_stack.invoke("status")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    for word in ("open-webui", "exporter", "prometheus", "foundry", TINY, "healthy"):
+        assert word in cp.stdout
+    assert e2e_stack.env["WEBUI_ADMIN_PASSWORD"] not in cp.stdout
+
+
+def test_doctor_is_clean_on_a_healthy_stack(e2e_stack, up):
+    cp = e2e_stack.invoke("doctor", "--json")
+    findings = json.loads(cp.stdout)
+    bad = [f for f in findings if f["severity"] == "error"]
+    assert not bad, bad
+    assert cp.returncode in (0, 1)
+    secrets = [e2e_stack.env[k] for k in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")]
+    assert not any(x in cp.stdout + cp.stderr for x in secrets)
