@@ -48,7 +48,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0  # longest silence allowed during start-up (downloads report progress)
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
-_SERVER_MODULE = "stackctl.foundry.server"
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def _check_catalog(alias: str, http: httpx.Client | None) -> None:
 
 def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python) -> ServerState:
     read_fd, write_fd = os.pipe()
-    argv = [python, "-m", _SERVER_MODULE, "--state-dir", str(paths.state_dir), "--port", str(port),
+    argv = [python, "-m", state_mod.SERVER_MODULE, "--state-dir", str(paths.state_dir), "--port", str(port),
             "--alias", spec.alias, "--model-path", spec.path, "--catalog-url", catalog_url or "",
             "--status-fd", str(write_fd), "--detach"]
     for h in hosts:
@@ -277,9 +276,6 @@ def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
     """SIGTERM the embedded server and wait until it is gone (SIGKILL after ``timeout``)."""
     paths = FoundryPaths(Path(state_dir).resolve())
     live, stale = state_mod.read_live(paths)
-    if live is not None and not _is_our_server(live.pid):
-        state_mod.remove(paths, expected_pid=live.pid)
-        live, stale = None, live
     if live is None:
         note = f" (removed a stale state file of pid {stale.pid})" if stale else ""
         raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `invoke foundry.serve`")
@@ -327,12 +323,3 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)  # poll interval of the exit condition
     return True
-
-
-def _is_our_server(pid: int) -> bool:
-    """Guard against pid reuse: on Linux the process must be our server module."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no procfs: trust the pid
-    return _SERVER_MODULE.encode() in cmdline

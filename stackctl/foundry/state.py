@@ -2,8 +2,9 @@
 
 Invariants:
 - The server process writes the file (atomically) only once it is ready, and
-  removes it on a clean exit; so a file whose pid is dead is *stale* and is
-  removed by whoever finds it (``read_live``).
+  removes it on a clean exit; so a file whose pid is dead (or, on Linux, now
+  belongs to another program) is *stale* and is removed by whoever finds it
+  (``read_live``).
 - The file is JSON with a ``version``; unknown versions and garbage read as
   "no state" (and are removed as stale), never as a crash.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from .paths import FoundryPaths
 
 STATE_VERSION = 1
+SERVER_MODULE = "stackctl.foundry.server"  # what the server process runs (python -m …)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def read_live(paths: FoundryPaths) -> tuple[ServerState | None, ServerState | No
     if not paths.state_file.exists():
         return None, None
     state = read(paths)
-    if state is not None and pid_alive(state.pid):
+    if state is not None and pid_alive(state.pid) and is_server_process(state.pid):
         return state, None
     remove(paths, expected_pid=state.pid if state else None)
     return None, state
@@ -133,6 +135,15 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return not _is_zombie(pid)
+
+
+def is_server_process(pid: int) -> bool:
+    """Guard against pid reuse: on Linux the process must run the server module."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no procfs (macOS): trust the pid
+    return SERVER_MODULE.encode() in cmdline
 
 
 def _is_zombie(pid: int) -> bool:
