@@ -1,0 +1,254 @@
+"""The exporter's configuration: typed, frozen, strict.
+
+``load_config`` either returns a complete :class:`Config` or raises
+:class:`ConfigError` listing every problem in the file at once, each line naming
+the file, the key path and the fix. Secrets (API keys) and URLs may come from
+environment variables (``api_key_env``, ``url_env``); they are resolved here,
+once, so nothing downstream reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .schema import Problems, each, load_yaml, type_name, valid_name
+
+KINDS: tuple[str, ...] = ("foundry", "openai", "openwebui")
+# Which probes each kind supports, in run order; the first is the "primary" one
+# that drives ``foundry_up``.
+KIND_PROBES: dict[str, tuple[str, ...]] = {
+    "foundry": ("models", "loaded", "chat"),
+    "openai": ("models", "chat"),
+    "openwebui": ("health",),
+}
+AUTO = "auto"  # canary model: the first loaded (or, for openai, listed) chat model
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_LISTEN = "0.0.0.0:9101"
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file; ``str()`` is one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Canary:
+    model: str = AUTO
+    max_tokens: int = 8
+    interval: float | None = None  # None: every probe cycle
+
+
+@dataclass(frozen=True)
+class Module:
+    """How to probe a server: everything but where it is and how often."""
+
+    kind: str
+    probes: tuple[str, ...]
+    timeout: float = DEFAULT_TIMEOUT
+    api_key: str | None = field(default=None, repr=False)
+    canary: Canary = Canary()
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str  # no trailing slash; foundry: service root, optionally + /catalogs/local
+    module: Module
+    interval: float = DEFAULT_INTERVAL
+
+    @property
+    def kind(self) -> str:
+        return self.module.kind
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: tuple[Target, ...]
+    modules: dict[str, Module]
+    listen_address: str = DEFAULT_LISTEN
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    stale_after: float | None = None  # None: derived from the slowest target
+
+    def healthz_stale_after(self) -> float:
+        """Seconds after which a target's last probe cycle counts as stuck."""
+        if self.stale_after is not None:
+            return self.stale_after
+        slowest = max((t.interval + t.module.timeout for t in self.targets), default=0.0)
+        return max(30.0, 2 * slowest + 5)
+
+
+def builtin_modules() -> dict[str, Module]:
+    """One module per kind with its default probes, for ``/probe?module=<kind>``."""
+    return {k: Module(kind=k, probes=KIND_PROBES[k]) for k in KINDS}
+
+
+_MODULE_KEYS = ("kind", "probes", "timeout", "api_key_env", "canary")
+_TARGET_KEYS = (*_MODULE_KEYS, "name", "url", "url_env", "interval")
+_TOP_KEYS = ("targets", "modules", "defaults", "listen_address", "max_body_bytes", "stale_after")
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the config at ``path`` (see module docstring)."""
+    problems = Problems(str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}; check the --config path"]) from None
+    config = parse_config(load_yaml(text, problems), problems,
+                          dict(os.environ if environ is None else environ))
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    assert config is not None
+    return config
+
+
+def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | None:
+    if doc is None and p.lines:
+        return None
+    if not isinstance(doc, dict):
+        p.add("", f"expected a mapping at the top level, got {type_name(doc)}; "
+              "start with `targets:`")
+        return None
+    p.mapping(doc, "", _TOP_KEYS)
+    defaults = p.mapping(doc.get("defaults", {}), "defaults", ("interval", "timeout")) or {}
+    interval = p.duration(defaults, "interval", "defaults", DEFAULT_INTERVAL)
+    timeout = p.duration(defaults, "timeout", "defaults", DEFAULT_TIMEOUT)
+
+    modules = builtin_modules()
+    raw_modules = doc.get("modules", {})
+    if not isinstance(raw_modules, dict):
+        p.add("modules", f"expected a mapping of module names, got {type_name(raw_modules)}")
+        raw_modules = {}
+    for name, node in raw_modules.items():
+        if not isinstance(name, str) or not valid_name(name):
+            p.add("modules", f'{name!r} is not a valid module name; use letters, digits, "_", "-", "."')
+            continue
+        module = _module(node, f"modules.{name}", p, environ, timeout)
+        if module is not None:
+            modules[str(name)] = module
+
+    targets: list[Target] = []
+    if "targets" not in doc:
+        p.add("targets", "missing; list the targets to probe (or `targets: []` for /probe only)")
+    elif not isinstance(doc["targets"], list):
+        p.add("targets", f"expected a list, got {type_name(doc['targets'])}")
+    else:
+        targets = each(doc["targets"], "targets",
+                       lambda n, path: _target(n, path, p, environ, interval, timeout))
+        seen: set[str] = set()
+        for i, t in enumerate(targets):
+            if t.name in seen:
+                p.add(f"targets[{i}].name", f"duplicate target name {t.name!r}; names must be unique")
+            seen.add(t.name)
+
+    listen = p.string(doc, "listen_address", "") or DEFAULT_LISTEN
+    if not _is_host_port(listen):
+        p.add("listen_address", f"{listen!r} is not host:port; write it like 0.0.0.0:9101")
+    max_body = p.integer(doc, "max_body_bytes", "", DEFAULT_MAX_BODY_BYTES, 1024, 1 << 30)
+    stale = p.duration(doc, "stale_after", "", 0.0) if "stale_after" in doc else None
+    return Config(tuple(targets), modules, listen, max_body, stale or None)
+
+
+def _module(node: Any, path: str, p: Problems, environ: dict[str, str],
+            default_timeout: float, extra_keys: tuple[str, ...] = ()) -> Module | None:
+    node = p.mapping(node, path, _MODULE_KEYS + extra_keys)
+    if node is None:
+        return None
+    kind = p.choice(node, "kind", path, KINDS, "kind")
+    timeout = p.duration(node, "timeout", path, default_timeout)
+    api_key = None
+    if "api_key_env" in node:
+        api_key = p.env(node, "api_key_env", path, environ,
+                        "export it or remove api_key_env") or None
+    if kind is None:
+        return None
+    probes = _probes(node, path, p, kind)
+    canary = Canary()
+    if "canary" in node:
+        if "chat" not in probes:
+            p.add(f"{path}.canary", "set but the chat probe is not enabled; "
+                  "add chat to probes or remove canary")
+        canary = _canary(node["canary"], f"{path}.canary", p)
+    return Module(kind, probes, timeout, api_key, canary)
+
+
+def _probes(node: dict, path: str, p: Problems, kind: str) -> tuple[str, ...]:
+    allowed = KIND_PROBES[kind]
+    if "probes" not in node:
+        return allowed
+    raw = node["probes"]
+    if not isinstance(raw, list) or not raw:
+        p.add(f"{path}.probes", f"expected a non-empty list, got {type_name(raw)}; "
+              f"use some of: {', '.join(allowed)}")
+        return allowed
+    for i, probe in enumerate(raw):
+        if probe not in allowed:
+            p.add(f"{path}.probes[{i}]", f"probe {probe!r} does not apply to kind {kind}; "
+                  f"use some of: {', '.join(allowed)}")
+    return tuple(x for x in allowed if x in raw)  # run order is fixed, duplicates dropped
+
+
+def _canary(node: Any, path: str, p: Problems) -> Canary:
+    node = p.mapping(node, path, ("model", "max_tokens", "interval"))
+    if node is None:
+        return Canary()
+    model = p.string(node, "model", path) or AUTO
+    max_tokens = p.integer(node, "max_tokens", path, 8, 1, 256)
+    interval = p.duration(node, "interval", path, 0.0) if "interval" in node else None
+    return Canary(model, max_tokens, interval or None)
+
+
+def _target(node: Any, path: str, p: Problems, environ: dict[str, str],
+            default_interval: float, default_timeout: float) -> Target | None:
+    if not isinstance(node, dict):
+        p.add(path, f"expected a mapping, got {type_name(node)}")
+        return None
+    name = p.name(node, "name", path)
+    module = _module(node, path, p, environ, default_timeout,
+                     extra_keys=("name", "url", "url_env", "interval"))
+    interval = p.duration(node, "interval", path, default_interval)
+    url = _url(node, path, p, environ)
+    if module is not None and module.timeout > interval:
+        p.add(f"{path}.timeout", f"{module.timeout:g}s is longer than the interval {interval:g}s; "
+              "lower timeout or raise interval")
+    if module is not None and module.canary.interval is not None \
+            and module.canary.interval < interval:
+        p.add(f"{path}.canary.interval", f"{module.canary.interval:g}s is shorter than the "
+              f"target interval {interval:g}s; raise it or leave it out")
+    if None in (name, module, url):
+        return None
+    return Target(name, url, module, interval)
+
+
+def _url(node: dict, path: str, p: Problems, environ: dict[str, str]) -> str | None:
+    if ("url" in node) == ("url_env" in node):
+        p.add(path, "set exactly one of url, url_env; e.g. url: http://127.0.0.1:5273")
+        return None
+    if "url" in node:
+        url, key = p.string(node, "url", path), "url"
+    else:
+        url, key = p.env(node, "url_env", path, environ, "export it or use url: instead"), "url_env"
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        p.add(f"{path}.{key}", f"{url!r} is not an http(s) URL; write it like http://127.0.0.1:5273")
+        return None
+    if parts.query or parts.fragment:
+        p.add(f"{path}.{key}", f"{url!r} has a query or fragment; give the base URL only")
+        return None
+    return url.rstrip("/")
+
+
+def _is_host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep) and port.isdigit() and 0 < int(port) < 65536 and "/" not in host

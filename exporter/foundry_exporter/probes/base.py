@@ -1,0 +1,26 @@
+"""What every probe receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from ..httpio import SYSTEM_CLOCK, Clock
+from ..results import ChatStats
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    client: httpx.AsyncClient
+    clock: Clock = SYSTEM_CLOCK
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A probe body's answer; ``failure`` is (reason, detail) when it ran but failed."""
+
+    models: tuple[str, ...] | None = None
+    chat: ChatStats | None = None
+    failure: tuple[str, str] | None = None

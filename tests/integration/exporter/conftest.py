@@ -1,0 +1,56 @@
+"""Fixtures for the exporter's integration tests: the fault server and a probe harness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from foundry_exporter.collector import SnapshotCollector
+from foundry_exporter.config import Canary, Module, Target
+from foundry_exporter.httpio import make_client
+from foundry_exporter.probes import ProbeContext, run_cycle
+from foundry_exporter.results import ProbeResult
+from foundry_exporter.state import fold, initial_state
+from prometheus_client import CollectorRegistry
+
+from tests.integration.exporter.faultserver import FaultServer
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[FaultServer]:
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Probed:
+    results: dict[str, ProbeResult]
+    registry: CollectorRegistry
+    leaked_tasks: list[str]
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+def probe_once(url: str, *, kind: str = "foundry", timeout: float = 1.0, model: str = "auto",
+               max_body_bytes: int = 1 << 20, probes: tuple[str, ...] | None = None) -> Probed:
+    """One real probe round against ``url`` in a fresh event loop, rendered to a fresh registry."""
+    from foundry_exporter.config import KIND_PROBES
+
+    target = Target("t", url, Module(kind, probes or KIND_PROBES[kind], timeout,
+                                     canary=Canary(model=model)))
+
+    async def go() -> tuple[tuple[ProbeResult, ...], list[str]]:
+        async with make_client() as client:
+            results = await run_cycle(ProbeContext(client, max_body_bytes=max_body_bytes), target)
+        leaked = [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return results, leaked
+
+    results, leaked = asyncio.run(go())
+    snapshot = fold(initial_state((target,)), results)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return Probed({r.probe: r for r in results}, registry, leaked)
