@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .schema import Problems, each, load_yaml, type_name, valid_name
+from .metrics import PROBES
+from .schema import Problems, each, load_yaml, q, type_name, valid_name
 
 KINDS: tuple[str, ...] = ("foundry", "openai", "openwebui")
 # Which probes each kind supports, in run order; the first is the "primary" one
@@ -130,7 +131,7 @@ def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | Non
         raw_modules = {}
     for name, node in raw_modules.items():
         if not isinstance(name, str) or not valid_name(name):
-            p.add("modules", f'{name!r} is not a valid module name; use letters, digits, "_", "-", "."')
+            p.add("modules", f'{q(name)} is not a valid module name; use letters, digits, "_", "-", "."')
             continue
         module = _module(node, f"modules.{name}", p, environ, timeout)
         if module is not None:
@@ -147,12 +148,12 @@ def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | Non
         seen: set[str] = set()
         for i, t in enumerate(targets):
             if t.name in seen:
-                p.add(f"targets[{i}].name", f"duplicate target name {t.name!r}; names must be unique")
+                p.add(f"targets[{i}].name", f"duplicate target name {q(t.name)}; names must be unique")
             seen.add(t.name)
 
     listen = p.string(doc, "listen_address", "") or DEFAULT_LISTEN
     if not _is_host_port(listen):
-        p.add("listen_address", f"{listen!r} is not host:port; write it like 0.0.0.0:9101")
+        p.add("listen_address", f"{q(listen)} is not host:port; write it like 0.0.0.0:9101")
     max_body = p.integer(doc, "max_body_bytes", "", DEFAULT_MAX_BODY_BYTES, 1024, 1 << 30)
     stale = p.duration(doc, "stale_after", "", 0.0) if "stale_after" in doc else None
     return Config(tuple(targets), modules, listen, max_body, stale or None)
@@ -187,12 +188,15 @@ def _probes(node: dict, path: str, p: Problems, kind: str) -> tuple[str, ...]:
         return allowed
     raw = node["probes"]
     if not isinstance(raw, list) or not raw:
-        p.add(f"{path}.probes", f"expected a non-empty list, got {type_name(raw)}; "
+        got = "an empty list" if raw == [] else type_name(raw)
+        p.add(f"{path}.probes", f"expected a non-empty list, got {got}; "
               f"use some of: {', '.join(allowed)}")
         return allowed
     for i, probe in enumerate(raw):
-        if probe not in allowed:
-            p.add(f"{path}.probes[{i}]", f"probe {probe!r} does not apply to kind {kind}; "
+        if probe not in PROBES:
+            p.add(f"{path}.probes[{i}]", f"unknown probe {q(probe)}; use some of: {', '.join(allowed)}")
+        elif probe not in allowed:
+            p.add(f"{path}.probes[{i}]", f"probe {q(probe)} does not apply to kind {kind}; "
                   f"use some of: {', '.join(allowed)}")
     return tuple(x for x in allowed if x in raw)  # run order is fixed, duplicates dropped
 
@@ -241,10 +245,10 @@ def _url(node: dict, path: str, p: Problems, environ: dict[str, str]) -> str | N
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        p.add(f"{path}.{key}", f"{url!r} is not an http(s) URL; write it like http://127.0.0.1:5273")
+        p.add(f"{path}.{key}", f"{q(url)} is not an http(s) URL; write it like http://127.0.0.1:5273")
         return None
     if parts.query or parts.fragment:
-        p.add(f"{path}.{key}", f"{url!r} has a query or fragment; give the base URL only")
+        p.add(f"{path}.{key}", f"{q(url)} has a query or fragment; give the base URL only")
         return None
     return url.rstrip("/")
 

@@ -8,6 +8,7 @@ on and report all problems together (blackbox_exporter style, but complete).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +19,15 @@ from .durations import parse_duration
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def q(value: object) -> str:
+    """A value quoted the way the messages quote keys: "text", numbers bare."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def valid_name(value: str) -> bool:
@@ -63,14 +73,14 @@ class Problems:
         try:
             return parse_duration(node[key])
         except ValueError:
-            self.add(f"{path}.{key}", f"invalid duration {node[key]!r}; use seconds or a string "
+            self.add(join(path, key), f"invalid duration {q(node[key])}; use seconds or a string "
                      'like "500ms", "30s", "2m"')
             return default
 
     def integer(self, node: dict, key: str, path: str, default: int, lo: int, hi: int) -> int:
         value = node.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            self.add(f"{path}.{key}", f"expected an integer from {lo} to {hi}, got {value!r}")
+            self.add(join(path, key), f"expected an integer from {lo} to {hi}, got {q(value)}")
             return default
         return value
 
@@ -78,11 +88,11 @@ class Problems:
         """A non-empty string; ``required`` is the fix to print when the key is missing."""
         if key not in node:
             if required:
-                self.add(f"{path}.{key}", f"missing; {required}")
+                self.add(join(path, key), f"missing; {required}")
             return None
         value = node[key]
         if not isinstance(value, str) or not value.strip():
-            self.add(f"{path}.{key}", f"expected a non-empty string, got {type_name(value)}")
+            self.add(join(path, key), f"expected a non-empty string, got {type_name(value)}")
             return None
         return value
 
@@ -90,18 +100,18 @@ class Problems:
                what: str) -> str | None:
         choices = tuple(choices)
         if key not in node:
-            self.add(f"{path}.{key}", f"missing; set it to one of: {', '.join(choices)}")
+            self.add(join(path, key), f"missing; set it to one of: {', '.join(choices)}")
             return None
         value = node[key]
         if value not in choices:
-            self.add(f"{path}.{key}", f"unknown {what} {value!r}; use one of: {', '.join(choices)}")
+            self.add(join(path, key), f"unknown {what} {q(value)}; use one of: {', '.join(choices)}")
             return None
         return value
 
     def name(self, node: dict, key: str, path: str) -> str | None:
         value = self.string(node, key, path, required="give it a short unique name like foundry")
         if value is not None and not _NAME_RE.match(value):
-            self.add(f"{path}.{key}", f'{value!r} is not a valid name; use letters, digits, "_", "-", "."')
+            self.add(join(path, key), f'{q(value)} is not a valid name; use letters, digits, "_", "-", "."')
             return None
         return value
 
@@ -112,11 +122,11 @@ class Problems:
         if var is None:
             return None
         if not _ENV_RE.match(var):
-            self.add(f"{path}.{key}", f"{var!r} is not an environment variable name; "
+            self.add(join(path, key), f"{q(var)} is not an environment variable name; "
                      "use letters, digits and _")
             return None
         if not environ.get(var):
-            self.add(f"{path}.{key}", f"environment variable {var} is not set; {fix}")
+            self.add(join(path, key), f"environment variable {var} is not set; {fix}")
             return None
         return environ[var]
 

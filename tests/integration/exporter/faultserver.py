@@ -137,6 +137,8 @@ class FaultServer:
         if endpoint.endswith("/v1/models"):
             await self._send(w, 200, json.dumps({"object": "list", "data": [
                 {"id": MODEL, "object": "model"}, {"id": "whisper-tiny-generic-cpu:1"}]}).encode())
+        elif endpoint == "/health":
+            await self._send(w, 200, b'{"status":true}')
         elif endpoint.endswith("/models/loaded"):
             await self._send(w, 200, json.dumps([MODEL]).encode())
         else:
