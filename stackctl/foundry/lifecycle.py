@@ -224,6 +224,10 @@ def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) 
     while True:
         try:
             event = events.get(timeout=timeout)
+        except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
+            if server_pid:
+                _terminate(server_pid, STOP_TIMEOUT_S)
+            raise
         except queue.Empty:
             if server_pid:
                 _terminate(server_pid, STOP_TIMEOUT_S)

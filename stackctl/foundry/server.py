@@ -190,8 +190,10 @@ class _Server:
 
     def _record(self, rt: runtime.Runtime) -> state_mod.ServerState:
         urls = tuple(u.rstrip("/") for u in rt.urls) or (f"http://127.0.0.1:{self.args.port}",)
+        if urls[0].startswith(("http://0.0.0.0", "http://[::]")):  # all interfaces: say so for users,
+            urls = (f"http://127.0.0.1:{self.args.port}", *urls)  # but clients use loopback
         root = next((u for u in urls if "127.0.0.1" in u or "localhost" in u), None)
-        root = root or f"http://127.0.0.1:{self.args.port}"  # bound to 0.0.0.0 or another host
+        root = root or f"http://127.0.0.1:{self.args.port}"
         bases = (openai_base(root), openai_base(root, local=True)) if self.spec.local else (openai_base(root),)
         st = state_mod.ServerState(
             pid=os.getpid(), port=self.args.port, root_url=root, urls=urls,
