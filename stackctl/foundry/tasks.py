@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from .. import envfile
+from ..context import env_file_path
 from ..errors import StackError
 from ..settings import SETTINGS
 from . import lifecycle
@@ -31,7 +32,7 @@ def project_dir(c: invoke.Context) -> Path:
 
 def stack_env(project: Path) -> dict[str, str]:
     """.env values (defaults for missing keys), overridden by the process environment."""
-    env_path = project / ".env"
+    env_path = env_file_path(project)  # STACK_ENV_FILE, else project/.env
     env = envfile.load(env_path) if env_path.exists() else {s.key: s.default for s in SETTINGS}
     return env | {s.key: os.environ[s.key] for s in SETTINGS if s.key in os.environ}
 
