@@ -80,11 +80,17 @@ def alerts() -> list[dict]:
     return [r for r in rules() if "alert" in r]
 
 
+def _rule_expression(rule: dict) -> Expression:
+    name = rule.get("record") or rule["alert"]
+    return Expression(f"rule {name} {rule.get('labels', {})}", rule["expr"], rule["expr"])
+
+
 def rule_expressions() -> list[Expression]:
-    return [
-        Expression(f"rule {r.get('record') or r['alert']} {r.get('labels', {})}", r["expr"], r["expr"])
-        for r in rules()
-    ]
+    return [_rule_expression(r) for r in rules()]
+
+
+def recording_rule_expressions() -> list[Expression]:
+    return [_rule_expression(r) for r in rules() if "record" in r]
 
 
 # -- dashboards ----------------------------------------------------------------

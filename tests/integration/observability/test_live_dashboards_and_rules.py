@@ -1,0 +1,120 @@
+"""Every dashboard query and recording rule returns data from a live stack.
+
+Debian's Prometheus runs the project's prometheus.yml and rules (only the
+scrape addresses rewritten) against the real exporter, which probes the real
+Foundry Local runtime serving the tiny model, plus an unreachable Foundry
+target and an unreachable Open WebUI so the fault-only series (failures by
+reason, up 0) exist too. The module waits until every expression has data or a
+deadline passes, then asserts each one separately so a failure names the panel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from tests.integration.observability import live_stack
+from tests.plugins.common import free_port
+from tests.unit.observability import promql_sources as src
+
+# Fifteen-second scrapes and rule evaluations: rates need two scrapes, the
+# 5m recording rules one more evaluation after that.
+DATA_DEADLINE_S = 300
+
+EXPRESSIONS = (
+    src.dashboard_target_expressions()
+    + src.dashboard_variable_selectors()
+    + src.recording_rule_expressions()
+)
+
+
+@dataclass(frozen=True)
+class Live:
+    prometheus_url: str
+    results: dict[str, list[dict]]  # promql -> result vector when the wait ended
+    logs: str
+
+
+def _exporter_config(foundry_url: str, dead_url: str) -> dict:
+    return {
+        "defaults": {"interval": "10s", "timeout": "8s"},
+        "targets": [
+            {"name": "local", "kind": "foundry", "url": foundry_url},
+            {"name": "unreachable", "kind": "foundry", "url": dead_url, "timeout": "2s"},
+            {"name": "openwebui", "kind": "openwebui", "url": dead_url, "timeout": "2s"},
+        ],
+    }
+
+
+def _has_data(result: list[dict]) -> bool:
+    return any(math.isfinite(float(sample["value"][1])) for sample in result)
+
+
+@pytest.fixture(scope="module")
+def live(foundry_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    work = tmp_path_factory.mktemp("observability")
+    exporter_port, prometheus_port, dead_port = free_port(), free_port(), free_port()
+    config = work / "exporter.yml"
+    config.write_text(yaml.safe_dump(_exporter_config(
+        foundry_server.chat_base_url.removesuffix("/v1"), f"http://127.0.0.1:{dead_port}")))
+
+    processes: list[live_stack.Process] = []
+    try:
+        processes.append(live_stack.start_exporter(config, exporter_port, work))
+        processes.append(live_stack.start_prometheus(
+            src.PROMETHEUS_YML, src.RULES_DIR,
+            {"prometheus": [f"127.0.0.1:{prometheus_port}"],
+             "foundry-exporter": [f"127.0.0.1:{exporter_port}"]},
+            prometheus_port, work))
+        url = f"http://127.0.0.1:{prometheus_port}"
+        results: dict[str, list[dict]] = {}
+
+        def all_have_data() -> bool:
+            for p in processes:
+                p.alive_or_fail()
+            for e in EXPRESSIONS:
+                if not _has_data(results.get(e.promql, [])):
+                    results[e.promql] = live_stack.instant_query(url, e.promql)
+            return all(_has_data(results[e.promql]) for e in EXPRESSIONS)
+
+        with contextlib.suppress(TimeoutError):  # each test below reports its own expression
+            live_stack.wait_until("every dashboard query and recording rule has data",
+                                  all_have_data, DATA_DEADLINE_S, every_s=5)
+        yield Live(url, results, "\n".join(f"--- {p.name}\n{p.log_tail()}" for p in processes))
+    finally:
+        for p in reversed(processes):
+            p.stop()
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS, ids=[e.source for e in EXPRESSIONS])
+def test_expression_returns_data(live: Live, expression: src.Expression) -> None:
+    result = live.results.get(expression.promql, [])
+    assert _has_data(result), (
+        f"{expression.source}: no finite sample from {expression.promql}\n"
+        f"got: {result}\n{live.logs}"
+    )
+
+
+def test_every_recording_rule_is_covered() -> None:
+    covered = {e.raw for e in EXPRESSIONS}
+    assert all(r["expr"] in covered for r in src.rules() if "record" in r)
+
+
+def test_prometheus_config_rendering_touches_only_target_addresses() -> None:
+    original = yaml.safe_load(src.PROMETHEUS_YML.read_text())
+    rendered = yaml.safe_load(live_stack.render_prometheus_config(
+        src.PROMETHEUS_YML.read_text(),
+        {"prometheus": ["127.0.0.1:1"], "foundry-exporter": ["127.0.0.1:2"]}))
+    for scrape in (*original["scrape_configs"], *rendered["scrape_configs"]):
+        scrape.pop("static_configs")
+    assert rendered == original
+
+
+def test_prometheus_config_rendering_refuses_unknown_jobs() -> None:
+    with pytest.raises(ValueError, match="jobs"):
+        live_stack.render_prometheus_config(src.PROMETHEUS_YML.read_text(), {"prometheus": ["x:1"]})
