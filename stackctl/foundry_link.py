@@ -25,12 +25,12 @@ class FoundryView:
     root_url: str                  # as the host sees it
     openai_url: str                # chat base, as the host sees it
     chat_models: tuple[str, ...]
-    container_root_url: str        # as containers see it (host.docker.internal)
+    container_base_url: str        # root (+ /catalogs/local) as containers see it: the exporter's target
     container_openai_url: str
     binds_everywhere: bool = False
 
     def managed_env(self) -> dict[str, str]:
-        return {"FOUNDRY_CONTAINER_ROOT_URL": self.container_root_url,
+        return {"FOUNDRY_CONTAINER_BASE_URL": self.container_base_url,
                 "FOUNDRY_CONTAINER_OPENAI_URL": self.container_openai_url}
 
 
@@ -40,7 +40,8 @@ def view_of(d: discovery.Discovery) -> FoundryView:
     return FoundryView(
         source=d.source or "?", generation=d.generation or "?", root_url=root,
         openai_url=d.chat_base_url, chat_models=tuple(d.chat_models),
-        container_root_url=container_url(root), container_openai_url=container_url(d.chat_base_url),
+        container_base_url=container_url(d.chat_base_url).removesuffix("/v1"),
+        container_openai_url=container_url(d.chat_base_url),
         binds_everywhere=urlsplit(root).hostname in ("0.0.0.0", "::"),
     )
 

@@ -53,7 +53,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("GRAFANA_ADMIN_USER", "admin", "Grafana admin user.", "grafana"),
     _S("GRAFANA_ADMIN_PASSWORD", "", "Grafana admin password (generated).", "grafana", secret=True),
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
-    _S("FOUNDRY_CONTAINER_ROOT_URL", "", "Foundry Local service root as containers see it. Set by `invoke up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
+    _S("FOUNDRY_CONTAINER_BASE_URL", "", "Foundry Local as containers see it: the service root, plus /catalogs/local when it serves local models. Set by `invoke up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
     _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `invoke up`.", "managed", managed=True),
 )
 del _S

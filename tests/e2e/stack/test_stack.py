@@ -18,7 +18,7 @@ import pytest
 
 from stackctl import engine, openwebui
 
-TINY = "tiny-chat-generic-cpu:1"
+TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
 
 
 def signin(s) -> openwebui.OpenWebUI:

@@ -54,7 +54,7 @@ def _binaries():
 def test_compose_accepts_the_file(argv, tmp_path):
     env = tmp_path / ".env"
     envfile.ensure(env)
-    envfile.set_managed(env, {"FOUNDRY_CONTAINER_ROOT_URL": "http://host.docker.internal:1",
+    envfile.set_managed(env, {"FOUNDRY_CONTAINER_BASE_URL": "http://host.docker.internal:1",
                               "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
     cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
                          "--env-file", str(env), "--profile", "grafana", "config"],
