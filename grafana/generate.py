@@ -1,7 +1,7 @@
 """Write grafana/dashboards/*.json from the builders in this package.
 
-Run ``python -m grafana.generate`` after changing a dashboard and commit the
-JSON; the unit tests fail when the committed files differ from a fresh build.
+Run ``python grafana/generate.py`` (or ``python -m grafana.generate``) after
+changing a dashboard and commit the JSON; the unit tests fail when the committed files differ from a fresh build.
 Output is deterministic: sorted keys, panel ids in layout order.
 """
 
@@ -13,6 +13,9 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+if not __package__:  # run as a file: make the repo root importable for `grafana.*`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grafana import foundry_local, stack_health
 

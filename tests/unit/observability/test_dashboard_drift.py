@@ -21,11 +21,11 @@ def test_committed_dashboards_match_a_fresh_build() -> None:
         changed = generate.write_all()
         pytest.fail(f"UPDATE_GOLDENS=1: rewrote {[p.name for p in changed]}; review and commit")
     committed = {p.name for p in generate.DASHBOARDS_DIR.glob("*.json")}
-    assert committed == set(fresh), "dashboard files differ from the builders; run python -m grafana.generate"
+    assert committed == set(fresh), "dashboard files differ from the builders; run python grafana/generate.py"
     for name, text in fresh.items():
         old = (generate.DASHBOARDS_DIR / name).read_text()
         diff = "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), name, "fresh", n=1))
-        assert old == text, f"{name} drifted; run python -m grafana.generate\n{diff[:4000]}"
+        assert old == text, f"{name} drifted; run python grafana/generate.py\n{diff[:4000]}"
 
 
 def test_build_is_deterministic() -> None:
