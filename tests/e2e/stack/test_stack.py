@@ -16,33 +16,10 @@ import docker
 import httpx
 import pytest
 
-from stackctl import engine, openwebui
+from stackctl import engine
+from tests.e2e.helpers import assert_chat_kept, create_chat, signin, states, wait_for
 
 TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
-
-
-def signin(s) -> openwebui.OpenWebUI:
-    env = s.env
-    ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
-    return openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
-
-
-def wait_for(check, what, timeout=90.0, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
-
-
-def states(s):
-    return engine.services(docker.from_env(), s.env["COMPOSE_PROJECT_NAME"])
 
 
 @pytest.fixture(scope="module")
@@ -122,28 +99,14 @@ def _started_at(s):
 
 @pytest.fixture(scope="module")
 def chat(e2e_stack, up):
-    ui = signin(e2e_stack)
-    r = ui.post("/api/v1/chats/new", json={"chat": {
-        "title": "kept across restarts", "models": [TINY],
-        "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]}})
-    r.raise_for_status()
-    return {"id": r.json()["id"], "token": ui.token}
-
-
-def _chat_survives(s, chat, token=None):
-    ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"), token=token or chat["token"])
-    r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(ui.get(f"/api/v1/chats/{chat['id']}")),
-                 "the chat is readable", timeout=120)
-    body = r.json()
-    assert body["title"] == "kept across restarts"
-    assert [m["content"] for m in body["chat"]["messages"]] == ["hello", "hi"]
+    return create_chat(e2e_stack, TINY)
 
 
 def test_chat_and_session_survive_down_and_up(e2e_stack, chat):
     assert e2e_stack.invoke("down").returncode == 0
     assert not states(e2e_stack)
     assert e2e_stack.invoke("up").returncode == 0
-    _chat_survives(e2e_stack, chat)  # same JWT: WEBUI_SECRET_KEY is stable
+    assert_chat_kept(e2e_stack, chat)  # same JWT: WEBUI_SECRET_KEY is stable
 
 
 def test_chat_and_session_survive_container_recreate(e2e_stack, chat):
@@ -153,7 +116,7 @@ def test_chat_and_session_survive_container_recreate(e2e_stack, chat):
     assert cp.returncode == 0, cp.stderr
     wait_for(lambda: states(e2e_stack)["open-webui"].ok, "open-webui healthy after re-create", timeout=180)
     assert c.containers.get(states(e2e_stack)["open-webui"].container).id != old_id
-    _chat_survives(e2e_stack, chat)  # same JWT across the re-create
+    assert_chat_kept(e2e_stack, chat)  # same JWT across the re-create
 
 
 def test_chat_survives_sigkill_of_open_webui_main_process(e2e_stack, chat):
@@ -163,7 +126,7 @@ def test_chat_survives_sigkill_of_open_webui_main_process(e2e_stack, chat):
     os.kill(ctr.attrs["State"]["Pid"], signal.SIGKILL)  # as a crash or the OOM killer would
     wait_for(lambda: c.containers.get(ctr.id).attrs["RestartCount"] > restarts, "restart policy kicks in")
     wait_for(lambda: states(e2e_stack)["open-webui"].ok, "open-webui healthy after SIGKILL", timeout=180)
-    _chat_survives(e2e_stack, chat)
+    assert_chat_kept(e2e_stack, chat)
 
 
 def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, chat):
@@ -182,7 +145,7 @@ def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, c
     ui = signin(e2e_stack)
     assert f":{new_port}/" in ui.openai_config()["OPENAI_API_BASE_URLS"][0]
     assert ui.models(refresh=True) == [TINY]
-    _chat_survives(e2e_stack, chat)
+    assert_chat_kept(e2e_stack, chat)
 
 
 def test_status_shows_services_and_foundry(e2e_stack, up):
