@@ -43,8 +43,8 @@ async def serve_until_stopped(config: Config, listen_address: str,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = Store(initial_state(config.targets, clock.monotonic()))
-    client = make_client()
-    ctx = ProbeContext(client, clock, config.max_body_bytes)
+    client, stream_client = make_client(), make_client(keepalive=False)
+    ctx = ProbeContext(client, clock, config.max_body_bytes, stream_client)
     stale_after = config.healthz_stale_after()
     app = make_app(
         build_registry(store),
@@ -62,6 +62,7 @@ async def serve_until_stopped(config: Config, listen_address: str,
         await asyncio.to_thread(server.shutdown)
         server.server_close()
         await client.aclose()
+        await stream_client.aclose()
 
 
 def run(config: Config, listen_address: str) -> int:

@@ -2,9 +2,9 @@
 mapping of every transport/HTTP problem onto the closed failure-reason set.
 
 Invariants:
-- request sockets set TCP_NODELAY: httpcore writes headers and body in separate
-  send() calls, and with Nagle on the body waits for the server's delayed ACK
-  (~40 ms on Linux loopback), which used to inflate every measured TTFT;
+- request sockets set TCP_NODELAY (cheap insurance: httpcore writes headers and
+  body in separate send() calls); measured here it was not the TTFT culprit;
+- the chat canary uses a client without keep-alive (see ``make_client``);
 - no body is ever read past ``cap`` bytes (Content-Length is checked first,
   then the stream is counted), so a 50 MB answer costs at most ``cap``.
 """
@@ -46,13 +46,22 @@ class Clock:
 SYSTEM_CLOCK = Clock()
 
 
-def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The shared client; tests inject ``httpx.MockTransport`` as ``transport``.
+def make_client(transport: httpx.AsyncBaseTransport | None = None, *,
+                keepalive: bool = True) -> httpx.AsyncClient:
+    """An HTTP client for probes; tests inject ``httpx.MockTransport`` as ``transport``.
 
+    ``keepalive=False`` gives every request a fresh connection: the chat canary
+    needs it for honest TTFT. Servers that write the response headers and the
+    first SSE chunk as separate small segments without TCP_NODELAY (Foundry
+    Local's oatpp server does) hold the chunk back until the client ACKs the
+    headers; on a fresh connection Linux ACKs at once (quick-ack mode), on a
+    reused one it delays the ACK ~40 ms, which showed up as TTFT.
     ``trust_env=False``: probes target local servers, and a proxy from the
     environment would both misroute them and distort latency.
     """
-    transport = transport or httpx.AsyncHTTPTransport(socket_options=NODELAY, retries=0)
+    limits = httpx.Limits(max_keepalive_connections=None if keepalive else 0)
+    transport = transport or httpx.AsyncHTTPTransport(socket_options=NODELAY, retries=0,
+                                                      limits=limits)
     return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False,
                              headers={"Accept-Encoding": "identity",
                                       "User-Agent": "foundry-exporter"})

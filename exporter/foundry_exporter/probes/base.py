@@ -15,6 +15,11 @@ class ProbeContext:
     client: httpx.AsyncClient
     clock: Clock = SYSTEM_CLOCK
     max_body_bytes: int = 8 * 1024 * 1024
+    stream_client: httpx.AsyncClient | None = None  # no keep-alive; the canary's
+
+    @property
+    def canary_client(self) -> httpx.AsyncClient:
+        return self.stream_client or self.client
 
 
 @dataclass(frozen=True)

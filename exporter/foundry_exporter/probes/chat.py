@@ -61,7 +61,7 @@ async def probe_chat(ctx: ProbeContext, target: Target,
     body = canary_request(model, target.module.canary.max_tokens)
     headers = {"Accept": "text/event-stream", **auth_headers(target.module.api_key)}
     before = clock.monotonic()
-    async with ctx.client.stream("POST", chat_url(target.kind, target.url), json=body,
+    async with ctx.canary_client.stream("POST", chat_url(target.kind, target.url), json=body,
                                  headers=headers, timeout=target.module.timeout,
                                  extensions={"trace": trace}) as response:
         await check_status(response)

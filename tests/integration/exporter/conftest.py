@@ -44,8 +44,9 @@ def probe_once(url: str, *, kind: str = "foundry", timeout: float = 1.0, model: 
                                      canary=Canary(model=model)))
 
     async def go() -> tuple[tuple[ProbeResult, ...], list[str]]:
-        async with make_client() as client:
-            results = await run_cycle(ProbeContext(client, max_body_bytes=max_body_bytes), target)
+        async with make_client() as client, make_client(keepalive=False) as streams:
+            ctx = ProbeContext(client, max_body_bytes=max_body_bytes, stream_client=streams)
+            results = await run_cycle(ctx, target)
         leaked = [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         return results, leaked
 
