@@ -112,6 +112,111 @@ def doctor(c, json=False):
     raise Exit(code=max((f.exit_code for f in findings), default=0))
 
 
+@task(help={"json": "Print the report as JSON.",
+            "browser": "Also chat through a real browser (Playwright + chromium) and save a screenshot.",
+            "screenshot": "Where --browser saves its screenshot (default: artifacts/smoke-browser.png)."})
+@_edge
+def smoke(c, json=False, browser=False, screenshot=None):
+    """Check the whole path end to end: Foundry, Open WebUI, chat, exporter, Prometheus, Grafana."""
+    from pathlib import Path
+
+    from stackctl.context import load_stack
+    from stackctl.smoke import Options, render, run_smoke
+
+    report = run_smoke(load_stack(), Options(browser=browser, screenshot=Path(screenshot) if screenshot else None))
+    if json:
+        import json as _json
+
+        print(_json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in render(report, color=True):
+            R.console.print(line)
+    raise Exit(code=report.exit_code)
+
+
+@task(help={"include-metrics": "Also back up Prometheus' (and Grafana's) volumes.",
+            "out": "Folder for the archive (default: backups/ in the project).",
+            "timeout": "Seconds to wait for services to be healthy again."})
+@_edge
+def backup(c, include_metrics=False, out=None, timeout=300):
+    """Back up Open WebUI's data (chats, users, settings) into a timestamped .tar.gz (mode 0600)."""
+    from pathlib import Path
+
+    from stackctl.backup import backup as do_backup
+
+    res = do_backup(include_metrics=include_metrics, out_dir=Path(out) if out else None,
+                    timeout=float(timeout), reporter=R)
+    m = res.manifest
+    R.ok(f"backup written: {res.path} ({len(m.files)} files, {m.total_bytes:,} bytes, "
+         f"Open WebUI {m.openwebui_version}, volumes: {', '.join(m.volumes)}) in {res.seconds:.0f}s")
+    R.info(f"  Restore it with `invoke restore {res.path}`.")
+
+
+@task(help={"yes": "Do not ask before replacing the current data."})
+@_edge
+def restore(c, file, yes=False):
+    """Restore a backup (verified first; the current data is kept if anything fails)."""
+    from pathlib import Path
+
+    from stackctl.restore import restore as do_restore
+    from stackctl.up import up as do_up
+
+    def confirm(m) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise StackError("restore replaces the current chats and users; pass --yes to confirm", exit_code=2)
+        return input(f"Replace the current data with the backup of {m.created_at} "
+                     f"({', '.join(m.volumes)})? Type 'restore' to confirm: ") == "restore"
+
+    res = do_restore(Path(file), confirm=confirm, bring_up=lambda stack: do_up(reporter=R), reporter=R)
+    R.ok(f"restored {res.path.name} (taken {res.manifest.created_at}; webui.db integrity ok, "
+         f"{res.staged.chats} chats) in {res.seconds:.0f}s")
+
+
+@task(help={"to": "Image tag (same repository) or full image reference; default: the tag this stack pins.",
+            "out": "Folder for the safety backup (default: backups/ in the project).",
+            "timeout": "Seconds to wait for health at each step."})
+@_edge
+def upgrade(c, to=None, out=None, timeout=300):
+    """Back up, move OPENWEBUI_IMAGE, bring the stack up, run smoke; roll back on failure."""
+    from pathlib import Path
+
+    from stackctl.upgrade import upgrade as do_upgrade
+
+    res = do_upgrade(to=to, out_dir=Path(out) if out else None, timeout=float(timeout), reporter=R)
+    if not res.changed:
+        R.ok(f"Open WebUI is already on {res.new} ({res.new_version}); nothing to do")
+        return
+    R.ok(f"upgraded Open WebUI {res.old_version} → {res.new_version} ({res.new}); smoke passed; "
+         f"backup of the old data: {res.backup}")
+
+
+@task(help={"models": "Comma-separated model ids (default: the chat models Foundry Local has loaded).",
+            "models-file": "YAML/text file listing model ids (instead of --models).",
+            "prompts-file": "Prompt set YAML (default: stackctl/bench_prompts.yaml).",
+            "rounds": "Measured rounds per prompt (after one warm-up round).",
+            "through-openwebui": "Also measure through Open WebUI's API (proxy overhead).",
+            "out": "Output folder (default: bench-results/<timestamp>)."})
+@_edge
+def bench(c, models=None, models_file=None, prompts_file=None, rounds=3, through_openwebui=False, out=None):
+    """Benchmark Foundry Local models: latency, TTFT, tokens/s; JSON, CSV, Markdown and a PNG chart."""
+    from pathlib import Path
+
+    from stackctl.bench import BenchOptions, run_bench
+
+    res = run_bench(BenchOptions(
+        models=models, models_file=Path(models_file) if models_file else None,
+        prompts_file=Path(prompts_file) if prompts_file else None, rounds=int(rounds),
+        through_openwebui=through_openwebui, out_dir=Path(out) if out else None), reporter=R)
+    for line in res.summary_lines:
+        R.info(line)
+    for kind, path in res.outputs.items():
+        R.info(f"  {kind:<8} {path}")
+    if res.all_failed:
+        raise Exit(code=1)
+
+
 @task(help={"tier": "unit, integration or e2e (default: all three)",
             "k": "Only tests matching this expression (pytest -k)."})
 def test(c, tier=None, k=None):
@@ -127,13 +232,32 @@ def test(c, tier=None, k=None):
 
 @task
 def lint(c):
-    """ruff over the whole tree."""
+    """ruff over the tree; promtool over the Prometheus config, rules and rule tests."""
     code = subprocess.call([sys.executable, "-m", "ruff", "check", "."])
     if code:
         raise Exit("lint failed — run `ruff check --fix .` for the fixable ones", code=code)
+    import glob
+
+    for args in (["check", "config", "prometheus/prometheus.yml"],
+                 ["check", "rules", *sorted(glob.glob("prometheus/rules/*.yml"))],
+                 ["test", "rules", *sorted(glob.glob("prometheus/tests/*.yml"))]):
+        try:
+            code = subprocess.call(["promtool", *args], stdout=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise Exit("promtool not found — install Prometheus (Debian: apt install prometheus)", code=2) from None
+        if code:
+            raise Exit(f"promtool {' '.join(args[:2])} failed — run it to see why", code=code)
 
 
-ns = Collection(up, down, status, logs, doctor, test, lint)
+@task
+def dashboards(c):
+    """Regenerate grafana/dashboards/*.json from grafana/*.py (a unit test fails on drift)."""
+    from grafana.generate import main
+
+    raise Exit(code=main())
+
+
+ns = Collection(up, down, status, logs, doctor, smoke, backup, restore, upgrade, bench, test, lint, dashboards)
 
 from stackctl.foundry.tasks import ns as foundry_ns  # noqa: E402 - after the local tasks
 

@@ -11,8 +11,8 @@ import re
 
 import promql_parser
 import pytest
-from foundry_exporter import metrics
 
+from foundry_exporter import metrics
 from tests.unit.observability import promql_sources as src
 
 # Series not declared by the exporter catalog, each used on purpose.
