@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
+
 from foundry_exporter.httpio import Clock
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from foundry_exporter import __version__
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Module, Target
 from foundry_exporter.metrics import FAILURE_REASONS, METRICS, all_series_names
 from foundry_exporter.results import ChatStats, ProbeResult
 from foundry_exporter.state import Snapshot, fold, initial_state, tick
-from prometheus_client import CollectorRegistry, generate_latest
 
 T = Target("f", "http://f:1", Module("foundry", ("models", "loaded", "chat")))
 W = Target("w", "http://w:1", Module("openwebui", ("health",)))

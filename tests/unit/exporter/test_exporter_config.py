@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from foundry_exporter.__main__ import main
 from foundry_exporter.config import AUTO, ConfigError, load_config
-
 from tests.plugins.common import FIXTURES, REPO
 
 ERRORS = sorted((FIXTURES / "exporter" / "config").glob("*.yml"))

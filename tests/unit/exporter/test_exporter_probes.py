@@ -7,11 +7,11 @@ import json
 
 import httpx
 import pytest
+
 from foundry_exporter.config import Canary, Module, Target
 from foundry_exporter.httpio import make_client
 from foundry_exporter.probes import ProbeContext, run_cycle, run_probe
 from foundry_exporter.probes.listing import parse_model_list
-
 from tests.unit.exporter.fakes import FakeClock, TimedStream, delta, sse
 
 MODEL = "tiny-chat-generic-cpu:1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from foundry_exporter.durations import format_duration, parse_duration
 from foundry_exporter.sse import SSEDecoder, parse_chunk
 

@@ -6,12 +6,13 @@ import io
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Config, Module, Target, builtin_modules
 from foundry_exporter.ondemand import resolve
 from foundry_exporter.state import fold, health, initial_state, tick
 from foundry_exporter.web import make_app, scrape_budget
-from prometheus_client import CollectorRegistry
 
 T = Target("f", "http://f:1", Module("foundry", ("models",)), interval=10)
 
