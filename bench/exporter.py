@@ -31,6 +31,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
 from foundry_exporter.config import Canary, Module, Target
 from foundry_exporter.httpio import make_client
 from foundry_exporter.metrics import BY_NAME, LATENCY_BUCKETS
@@ -39,8 +42,6 @@ from foundry_exporter.probes.chat import PROMPT
 from foundry_exporter.results import ChatStats, ProbeResult
 from foundry_exporter.state import Store, fold, initial_state, tick
 from foundry_exporter.web import make_app, serve
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Canary, Module, Target
 from foundry_exporter.httpio import make_client
 from foundry_exporter.probes import ProbeContext, run_cycle
 from foundry_exporter.results import ProbeResult
 from foundry_exporter.state import fold, initial_state
-from prometheus_client import CollectorRegistry
-
 from tests.integration.exporter.faultserver import FaultServer
 
 
