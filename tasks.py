@@ -197,9 +197,11 @@ def upgrade(c, to=None, out=None, timeout=300):
             "prompts-file": "Prompt set YAML (default: stackctl/bench_prompts.yaml).",
             "rounds": "Measured rounds per prompt (after one warm-up round).",
             "through-openwebui": "Also measure through Open WebUI's API (proxy overhead).",
-            "out": "Output folder (default: bench-results/<timestamp>)."})
+            "out": "Output folder (default: bench-results/<timestamp>).",
+            "base-url": "OpenAI base URL to measure instead of the discovered Foundry Local."})
 @_edge
-def bench(c, models=None, models_file=None, prompts_file=None, rounds=3, through_openwebui=False, out=None):
+def bench(c, models=None, models_file=None, prompts_file=None, rounds=3, through_openwebui=False,
+          out=None, base_url=None):
     """Benchmark Foundry Local models: latency, TTFT, tokens/s; JSON, CSV, Markdown and a PNG chart."""
     from pathlib import Path
 
@@ -208,7 +210,8 @@ def bench(c, models=None, models_file=None, prompts_file=None, rounds=3, through
     res = run_bench(BenchOptions(
         models=models, models_file=Path(models_file) if models_file else None,
         prompts_file=Path(prompts_file) if prompts_file else None, rounds=int(rounds),
-        through_openwebui=through_openwebui, out_dir=Path(out) if out else None), reporter=R)
+        through_openwebui=through_openwebui, out_dir=Path(out) if out else None,
+        base_url=base_url), reporter=R)
     for line in res.summary_lines:
         R.info(line)
     for kind, path in res.outputs.items():
