@@ -43,7 +43,18 @@ APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
 
 DEBIAN_SUITE = "bookworm"
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "curl", "wget", "jq")
+# python3-pip + python-is-python3 (and no EXTERNALLY-MANAGED marker, see base/Dockerfile)
+# make the base a drop-in for python:3.11-slim, the exporter's default base image.
+BASE_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "python3-pip",
+    "python-is-python3",
+    "ca-certificates",
+    "curl",
+    "wget",
+    "jq",
+)
 OPENWEBUI_VERSION = "0.12.4"
 PROMETHEUS_DEB_VERSION = "2.42.*"  # what bookworm ships; Prometheus 3 is not in Debian
 
