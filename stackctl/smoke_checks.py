@@ -20,7 +20,7 @@ import openai
 from . import foundry_link, openwebui
 from .context import Stack
 from .errors import StackError
-from .foundry.urls import root_url
+from .foundry.urls import container_url, root_url
 from .smoke import Check, Failed
 
 PROMPT = "Say hello in three words."
@@ -41,7 +41,7 @@ class Ctx:
 
     stack: Stack
     http: httpx.Client | None = None
-    discover: Callable[[Stack], tuple[foundry_link.FoundryView | None, str | None]] = foundry_link.current
+    discover: Callable[[Stack], tuple[foundry_link.FoundryView | None, str | None]] | None = None
     view: foundry_link.FoundryView | None = None
     ui: openwebui.OpenWebUI | None = None
     signed_in: bool = False
@@ -70,7 +70,7 @@ class Ctx:
 
 
 def check_foundry(ctx: Ctx) -> str:
-    view, reason = ctx.discover(ctx.stack)
+    view, reason = (ctx.discover or foundry_link.current)(ctx.stack)
     if view is None:
         raise Failed(f"Foundry Local not found or not answering: {reason}", FIX_FOUNDRY)
     ctx.view = view
@@ -157,7 +157,7 @@ def check_connection(ctx: Ctx) -> str:
     why = "" if verified else f"; POST /openai/verify of it fails: HTTP {r.status_code} {_body_message(r)}"
     # With no model loaded Foundry's chat base is ambiguous (/v1 or /catalogs/local/v1):
     # then only the service root has to match.
-    want = view.container_openai_url
+    want = view.container_openai_url if view.chat_models else container_url(view.root_url)
     have = stored if view.chat_models else _root(stored)
     if have != want:
         raise Failed(f"Open WebUI's stored connection is {stored}, but Foundry Local is at "

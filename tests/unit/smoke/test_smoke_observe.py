@@ -1,0 +1,154 @@
+"""Exporter / Prometheus / Grafana verdicts over what those services answer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from smoke_fakes import metrics, targets
+
+from stackctl import smoke, smoke_observe
+from stackctl.context import ROOT
+from stackctl.smoke import FAIL, OK, SKIP, Failed
+
+NOW = 1_000_000.0
+
+
+def test_canary_max_age_comes_from_the_stacks_exporter_config():
+    text = (ROOT / smoke_observe.EXPORTER_CONFIG).read_text()
+    # two canary intervals plus the probe timeout; the stack's canary runs every 60s
+    assert smoke_observe.canary_max_age(text) == pytest.approx(130.0)
+    assert smoke_observe.canary_max_age("defaults: {interval: 10s}\ntargets:\n"
+                                        "  - {name: f, kind: foundry, timeout: 500ms}\n") == pytest.approx(20.5)
+    assert smoke_observe.canary_max_age(None) == pytest.approx(70.0)
+
+
+def test_exporter_up_with_a_fresh_successful_canary_passes():
+    detail = smoke_observe.exporter_verdict(metrics(canary_age=12, now=NOW), NOW, 130)
+    assert 'foundry_up{target="foundry"}=1' in detail and "12s ago" in detail
+
+
+@pytest.mark.parametrize(("text", "words", "fix"), [
+    (metrics(up=0, now=NOW), "foundry_up=0 for foundry", "invoke doctor"),
+    (metrics(canary_age=400, now=NOW), "ran 400s ago (stale after 130s)", "invoke logs exporter"),
+    (metrics(canary_ok=0, now=NOW), "last chat canary against foundry failed", "invoke doctor"),
+    ("# TYPE foundry_up gauge\n", "no Foundry Local target", "config.stack.yml"),
+    ('# TYPE foundry_up gauge\nfoundry_up{target="f",kind="foundry"} 1\n', "not run a chat canary", "rerun"),
+])
+def test_exporter_verdict_names_the_problem_and_fix(text, words, fix):
+    with pytest.raises(Failed) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130)
+    assert words in err.value.detail and fix in err.value.fix
+
+
+def test_exporter_not_answering_fails_with_the_restart_fix(make_ctx, fake):
+    del fake.routes[("9101", "/metrics")]
+    with pytest.raises(Failed) as err:
+        smoke_observe.check_exporter(make_ctx())
+    assert "does not answer" in err.value.detail and "invoke logs exporter" in err.value.fix
+
+
+def test_targets_and_rules_verdicts():
+    assert smoke_observe.targets_verdict(targets(("a", "up"), ("b", "up"))) == (None, None)
+    problem, _ = smoke_observe.targets_verdict(targets(("prometheus", "up"), ("foundry-exporter", "down")))
+    assert "foundry-exporter" in problem and "connection refused" in problem
+    assert smoke_observe.targets_verdict(targets(("a", "unknown"))) == (None, "not scraped yet: a")
+    assert smoke_observe.targets_verdict({"data": {}})[0] == "Prometheus has no scrape targets"
+    assert smoke_observe.rules_verdict({"data": {"groups": []}}) == ("Prometheus has loaded no rules", [])
+    bad = {"data": {"groups": [{"rules": [{"name": "r", "type": "recording", "health": "err",
+                                           "lastError": "bad expr"}]}]}}
+    assert smoke_observe.rules_verdict(bad)[0] == "rules failing: r: bad expr"
+
+
+def test_prometheus_healthy_passes_naming_a_recording_rule_with_data(make_ctx):
+    detail = smoke_observe.check_prometheus(make_ctx(), sleep=_no_sleep)
+    assert "all targets up" in detail and "target_kind:foundry_up:avg_over_time5m" in detail
+
+
+def test_prometheus_down_fails_with_its_fix(make_ctx, fake):
+    for key in [k for k in fake.routes if k[0] == "9090"]:
+        del fake.routes[key]
+    with pytest.raises(Failed) as err:
+        smoke_observe.check_prometheus(make_ctx(), sleep=_no_sleep)
+    assert "Prometheus at" in err.value.detail and "invoke logs prometheus" in err.value.fix
+
+
+def test_exporter_target_down_in_prometheus_points_at_the_exporter(make_ctx, fake):
+    fake.routes[("9090", "/api/v1/targets")] = lambda r: httpx.Response(200, json=targets(
+        ("prometheus", "up"), ("foundry-exporter", "down")))
+    with pytest.raises(Failed) as err:
+        smoke_observe.check_prometheus(make_ctx(), sleep=_no_sleep)
+    assert "invoke logs exporter" in err.value.fix
+
+
+def test_a_just_started_prometheus_is_waited_for_within_a_deadline(make_ctx, fake):
+    answers = iter([targets(("foundry-exporter", "unknown"))] * 3)
+    fake.routes[("9090", "/api/v1/targets")] = lambda r: httpx.Response(
+        200, json=next(answers, targets(("foundry-exporter", "up"))))
+    clock, sleeps = _Clock(), []
+    detail = smoke_observe.check_prometheus(make_ctx(), clock=clock, sleep=lambda s: (sleeps.append(s), clock.tick(s)))
+    assert "all targets up" in detail and len(sleeps) == 3
+
+
+def test_no_recording_data_after_the_deadline_fails_saying_to_rerun(make_ctx, fake):
+    fake.routes[("9090", "/api/v1/query")] = lambda r: httpx.Response(200, json={"data": {"result": []}})
+    clock = _Clock()
+    with pytest.raises(Failed) as err:
+        smoke_observe.check_prometheus(make_ctx(), settle=5, clock=clock, sleep=clock.tick)
+    assert "no recording rule has data yet" in err.value.detail and "rerun" in err.value.fix
+
+
+def test_grafana_is_skipped_when_not_in_the_profiles(make_ctx):
+    res = smoke.run_checks(smoke_observe.CHECKS, make_ctx())
+    grafana = {r.name: r for r in res.results}["grafana"]
+    assert grafana.status == SKIP and grafana.detail.startswith("skipped: not running")
+    assert res.ok
+
+
+def _grafana(fake, ds_status="OK", uids=("foundry-local", "stack-health"), code=200):
+    fake.routes[("3001", "/api/health")] = lambda r: httpx.Response(200, json={"database": "ok"})
+    fake.routes[("3001", "/api/datasources/uid/foundry-prometheus/health")] = lambda r: httpx.Response(
+        code, json={"status": ds_status, "message": "Successfully queried the Prometheus API."})
+    fake.routes[("3001", "/api/search")] = lambda r: httpx.Response(200, json=[{"uid": u} for u in uids])
+
+
+def test_grafana_health_datasource_and_dashboards(make_ctx, fake):
+    _grafana(fake)
+    detail = smoke_observe.check_grafana(make_ctx(COMPOSE_PROFILES="grafana"))
+    assert "datasource foundry-prometheus OK" in detail and "foundry-local" in detail
+
+
+@pytest.mark.parametrize(("kw", "words"), [
+    ({"ds_status": "ERROR", "code": 400}, "datasource foundry-prometheus is not working"),
+    ({"uids": ("foundry-local",)}, "dashboards not provisioned: stack-health"),
+    ({"code": 401}, "rejected GRAFANA_ADMIN_USER/PASSWORD"),
+])
+def test_grafana_failures(make_ctx, fake, kw, words):
+    _grafana(fake, **kw)
+    res = smoke.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana"))
+    (r,) = res.results
+    assert r.status == FAIL and words in r.detail and r.fix
+
+
+def test_grafana_in_the_profiles_but_not_answering_fails(make_ctx):
+    (r,) = smoke.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana")).results
+    assert r.status == FAIL and "does not answer" in r.detail and "invoke logs grafana" in r.fix
+
+
+def test_observability_checks_all_pass_on_a_healthy_fake(make_ctx):
+    res = smoke.run_checks(smoke_observe.CHECKS[:2], make_ctx())
+    assert [r.status for r in res.results] == [OK, OK]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def tick(self, s: float) -> None:
+        self.t += s
+
+
+def _no_sleep(_s: float) -> None:
+    raise AssertionError("a settled Prometheus must not be waited for")
