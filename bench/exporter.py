@@ -130,8 +130,7 @@ def bench_scrape(runs: int) -> None:
 
 # -- 2. TTFT accuracy --------------------------------------------------------
 
-def raw_socket_ttfts(url: str, model: str, runs: int) -> list[float]:
-    """Truth: fresh socket, clock started right before sendall, first content delta."""
+def _raw_request(url: str, model: str) -> tuple[tuple[str, int], bytes]:
     u = urlsplit(url)
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": PROMPT}],
                        "stream": True, "stream_options": {"include_usage": True},
@@ -139,77 +138,110 @@ def raw_socket_ttfts(url: str, model: str, runs: int) -> list[float]:
     request = (f"POST {u.path}/v1/chat/completions HTTP/1.1\r\nHost: {u.netloc}\r\n"
                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                "Connection: close\r\n\r\n").encode() + body
-    out = []
-    for _ in range(runs):
-        with socket.create_connection((u.hostname, u.port)) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t0, buf, ttft = time.perf_counter(), b"", None
-            s.sendall(request)
-            while ttft is None:
-                chunk = s.recv(65536)
-                now = time.perf_counter()
-                if not chunk:
-                    raise RuntimeError("stream ended before any content")
-                buf += chunk
-                for line in buf.split(b"\n"):
-                    if line.startswith(b"data: {"):
-                        with_content = [c for c in json.loads(line[6:]).get("choices", [])
-                                        if (c.get("delta") or {}).get("content")]
-                        if with_content:
-                            ttft = now - t0
-                            break
-            out.append(ttft)
-    return out
+    return (u.hostname or "127.0.0.1", u.port or 80), request
 
 
-def exporter_ttfts(url: str, model: str, runs: int, *, keepalive: bool = False,
-                   nodelay: bool = True) -> list[float]:
-    """The exporter's own canary, ``runs`` times on one client (as the loop does)."""
+def raw_socket_ttft(address: tuple[str, int], request: bytes) -> float:
+    """Truth: fresh blocking socket, clock started right before sendall, first content delta.
+
+    Independent of the exporter's code: its own (crude) line scan over raw bytes.
+    """
+    with socket.create_connection(address) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0, buf = time.perf_counter(), b""
+        s.sendall(request)
+        while True:
+            chunk = s.recv(65536)
+            now = time.perf_counter()
+            if not chunk:
+                raise RuntimeError("stream ended before any content")
+            buf += chunk
+            for line in buf.split(b"\n"):
+                if line.startswith(b"data: {") and any(
+                        (c.get("delta") or {}).get("content")
+                        for c in json.loads(line[6:]).get("choices", [])):
+                    return now - t0
+
+
+def raw_socket_ttfts(url: str, model: str, runs: int) -> list[float]:
+    address, request = _raw_request(url, model)
+    return [raw_socket_ttft(address, request) for _ in range(runs)]
+
+
+def paired_ttfts(url: str, model: str, runs: int, *, keepalive: bool = False,
+                 nodelay: bool = True) -> tuple[list[float], list[float]]:
+    """(raw socket, exporter canary) TTFTs, alternating one of each so load drift cancels."""
     target = Target("t", url, Module("foundry", ("chat",), 30.0, canary=Canary(model=model)))
+    address, request = _raw_request(url, model)
 
-    async def go() -> list[float]:
+    async def go() -> tuple[list[float], list[float]]:
         opts = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if nodelay else None
         transport = httpx.AsyncHTTPTransport(socket_options=opts, limits=httpx.Limits(
             max_keepalive_connections=None if keepalive else 0))
+        raw, ours = [], []
         async with make_client(transport) as client:
             ctx = ProbeContext(client)
-            out = []
             for _ in range(runs):
+                raw.append(raw_socket_ttft(address, request))  # blocks the loop: nothing else runs
                 result = await run_probe(ctx, target, "chat")
                 if result.chat is None:
                     raise RuntimeError(f"canary failed: {result.reason} {result.detail}")
-                out.append(result.chat.ttft)
-            return out
+                ours.append(result.chat.ttft)
+        return raw, ours
 
     return asyncio.run(go())
 
 
+def exporter_ttfts(url: str, model: str, runs: int) -> list[float]:
+    return paired_ttfts(url, model, runs)[1]
+
+
+def _errors(raw: list[float], ours: list[float]) -> tuple[float, float, float]:
+    """(median raw, median exporter, median of paired |exporter - raw|) in ms."""
+    paired = statistics.median(abs(o - r) for r, o in zip(raw, ours, strict=True))
+    return statistics.median(raw) * 1e3, statistics.median(ours) * 1e3, paired * 1e3
+
+
 def bench_ttft(url: str, model: str, runs: int) -> None:
-    raw = statistics.median(raw_socket_ttfts(url, model, runs))
-    print(f"2a. TTFT vs raw socket on Foundry Local ({url}), median of {runs} (ms)")
-    print(f"    raw socket truth                      {raw*1e3:7.2f}")
+    print(f"2a. TTFT vs raw socket on Foundry Local ({url}), {runs} alternating pairs (ms)")
+    print("    client variant                         raw p50  exporter p50  median |error|")
     for keep, nodelay, label in ((False, True, "exporter (fresh connection, NODELAY)"),
                                  (False, False, "fresh connection, no NODELAY"),
                                  (True, True, "keep-alive, NODELAY"),
                                  (True, False, "keep-alive, no NODELAY (plain httpx)")):
-        m = statistics.median(exporter_ttfts(url, model, runs, keepalive=keep, nodelay=nodelay))
-        print(f"    {label:38s}{m*1e3:7.2f}   error {abs(m - raw)*1e3:6.2f}")
+        raw, ours, err = _errors(*paired_ttfts(url, model, runs, keepalive=keep, nodelay=nodelay))
+        print(f"    {label:38s}{raw:8.2f}  {ours:12.2f}  {err:14.2f}")
+
+
+class _FaultProcess:
+    """The fault server in its own process, so it does not share our GIL."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.integration.exporter.faultserver"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd=REPO)
+        self.port = int(self.proc.stdout.readline())
+
+    def url(self, scenario: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{scenario}"
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
 
 
 def bench_injected(runs: int) -> None:
-    from tests.integration.exporter.faultserver import MODEL, FaultServer
+    from tests.integration.exporter.faultserver import MODEL
 
-    server = FaultServer().start()
+    server = _FaultProcess()
     print("2b. TTFT vs injected first-token delay on the fault server (ms; the server's own "
           "sleep overshoot shows in the raw column)")
     try:
         for delay in (50, 200, 1000):
-            url = server.url(f"delay/{delay}")
-            m = statistics.median(exporter_ttfts(url, MODEL, runs))
-            r = statistics.median(raw_socket_ttfts(url, MODEL, runs))
-            print(f"    injected {delay:5d}   exporter {m*1e3:8.2f} ({abs(m*1e3 - delay)/delay*100:4.2f} %)"
-                  f"   raw socket {r*1e3:8.2f} ({abs(r*1e3 - delay)/delay*100:4.2f} %)"
-                  f"   exporter - raw {(m - r)*1e3:5.2f}")
+            raw, ours, err = _errors(*paired_ttfts(server.url(f"delay/{delay}"), MODEL, runs))
+            print(f"    injected {delay:5d}   exporter {ours:8.2f} ({abs(ours - delay)/delay*100:4.2f} %)"
+                  f"   raw socket {raw:8.2f} ({abs(raw - delay)/delay*100:4.2f} %)"
+                  f"   median |exporter - raw| {err:5.2f}")
     finally:
         server.stop()
 
@@ -231,13 +263,11 @@ def _cycles(url: str) -> float:
 
 
 def bench_resources(seconds: float) -> None:
-    from tests.integration.exporter.faultserver import FaultServer
-
-    server = FaultServer().start()
+    server = _FaultProcess()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "c.yml"
         config.write_text("targets:\n" + "".join(
-            f"  - {{name: t{i}, kind: foundry, url: '{server.url('ok')}', interval: 1s, timeout: 1s}}\n"
+            f"  - {{name: t{i}, kind: foundry, url: '{server.url('ok')}', interval: 2s, timeout: 2s}}\n"
             for i in range(20)))
         port = _free_port()
         proc = subprocess.Popen([sys.executable, "-m", "foundry_exporter", "--config", str(config),
@@ -264,18 +294,21 @@ def bench_resources(seconds: float) -> None:
             proc.wait(10)
             server.stop()
     per_target = (cpu1 - cpu0) / max(1.0, c1 - c0)
-    print(f"3. 20 targets, 1 s interval, {seconds:.0f} s window: RSS {rss / 2**20:.1f} MiB, "
+    print(f"3. 20 targets, 2 s interval, {seconds:.0f} s window: RSS {rss / 2**20:.1f} MiB, "
           f"{c1 - c0:.0f} target cycles (models+loaded+chat each), "
           f"CPU {per_target*1e3:.2f} ms per target cycle = {per_target*20*1e3:.1f} ms per 20-target round")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=31)
     parser.add_argument("--scrapes", type=int, default=300)
     parser.add_argument("--foundry-url", help="Foundry root (+ /catalogs/local); default: start one")
     parser.add_argument("--model", help="model id for --foundry-url")
     args = parser.parse_args()
+    # As in the exporter process (app.run): the fault server thread shares this
+    # process, and the default 5 ms GIL switch interval would skew timestamps.
+    sys.setswitchinterval(0.001)
     bench_scrape(args.scrapes)
     if args.foundry_url:
         bench_ttft(args.foundry_url, args.model, args.runs)
@@ -289,7 +322,7 @@ def main() -> None:
                 bench_ttft(f"{st.root_url}/catalogs/local", TINY_MODEL_ID, args.runs)
             finally:
                 stop(Path(state))
-    bench_injected(max(3, args.runs // 3))
+    bench_injected(max(5, args.runs // 3))
     bench_resources(10.0)
 
 

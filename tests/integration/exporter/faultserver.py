@@ -81,8 +81,8 @@ class FaultServer:
         try:
             while await self._one_request(reader, writer):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # client went away, or stop() is tearing the server down
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -202,3 +202,18 @@ class FaultServer:
             await w.drain()
         w.write(b"0\r\n\r\n")
         await w.drain()
+
+
+def main() -> None:
+    """Run standalone (e.g. for the benchmark, outside the measuring process):
+    prints the port, serves until stdin closes."""
+    import sys
+
+    server = FaultServer().start()
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -27,13 +27,14 @@ def test_foundry_is_up_with_the_tiny_model_listed_and_loaded(probed, foundry_ser
 
 
 def test_canary_ttft_matches_a_raw_socket_measurement(foundry_server) -> None:
-    from bench.exporter import exporter_ttfts, raw_socket_ttfts
+    from bench.exporter import paired_ttfts
 
     url = f"{foundry_server.root_url}/catalogs/local"
-    raw = raw_socket_ttfts(url, foundry_server.model_id, 9)
-    ours = exporter_ttfts(url, foundry_server.model_id, 9)
-    # Keep-alive used to add ~40 ms here (server Nagle x client delayed ACK).
-    assert abs(statistics.median(ours) - statistics.median(raw)) < 0.005, (raw, ours)
+    raw, ours = paired_ttfts(url, foundry_server.model_id, 11)
+    # Keep-alive used to add ~40 ms here (server Nagle x client delayed ACK). The
+    # bound is looser than the bench's 2 ms target: this machine is shared.
+    error = statistics.median(abs(o - r) for r, o in zip(raw, ours, strict=True))
+    assert error < 0.005, (raw, ours)
 
 
 def test_canary_records_ttft_duration_and_tokens(probed, foundry_server) -> None:
