@@ -67,7 +67,8 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
         raise StackError(f"FOUNDRY_LOCAL_ENDPOINT={stack.env['FOUNDRY_LOCAL_ENDPOINT']} does not answer: "
                          f"{d.reason} — start Foundry Local there, or clear the setting in .env to let "
                          "the stack serve its own", exit_code=1)
-    reporter.step(f"no Foundry Local found ({d.reason}); starting the embedded server")
+    reporter.step(f"{(d.reason or 'Foundry Local not found').split(' — ')[0]}; "
+                  "starting the embedded server")
     from .foundry import lifecycle
 
     if not model and not model_path:
