@@ -210,9 +210,10 @@ def _swap(vols, stack, client, compose, scratch, bring_up, r) -> None:
             composer.run(compose, stack, "start", *running, capture=True, check=False)
         return StackError(f"{why}; the previous data was put back unchanged")
 
-    if running:
-        r.step(f"stopping {', '.join(running)}")
-        composer.run(compose, stack, "stop", *running, capture=True)
+    present = tuple(s for s in services if s in states)  # running, restarting or stopped
+    if present:
+        r.step(f"stopping {', '.join(present)}")
+        composer.run(compose, stack, "stop", *present, capture=True)
     code, out = run("swap")
     if code != 0:
         raise put_back(f"replacing the data failed ({out.strip()[-200:]})")

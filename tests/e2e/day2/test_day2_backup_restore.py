@@ -1,0 +1,277 @@
+"""Day-2 on a real stack: backup, refused restores, restore from nothing, failed upgrade.
+
+Tests run in order on one throwaway stack (tests/plugins/stack.py). Stack ups are
+kept to what the stories need: the first `invoke up`, the restore after
+`down --volumes`, and the upgrade's own start + rollback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import stat
+import tarfile
+import time
+
+import docker
+import httpx
+import pytest
+
+from stackctl import engine, openwebui
+from stackctl.day2_archive import verify
+
+TINY = "tiny-chat-generic-cpu:1"
+CHATS = [
+    {"title": "backup me", "messages": [{"role": "user", "content": "hello"},
+                                        {"role": "assistant", "content": "hi there"}]},
+    {"title": "second chat", "messages": [{"role": "user", "content": "2+2?"},
+                                          {"role": "assistant", "content": "4"}]},
+]
+
+
+def signin(s) -> openwebui.OpenWebUI:
+    env = s.env
+    return openwebui.login(openwebui.OpenWebUI(s.url("OPENWEBUI_PORT")), env["WEBUI_ADMIN_EMAIL"],
+                           env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
+
+
+def states(s):
+    return engine.services(docker.from_env(), s.env["COMPOSE_PROJECT_NAME"])
+
+
+def volume(s) -> str:
+    return f"{s.env['COMPOSE_PROJECT_NAME']}_open-webui-data"
+
+
+def volume_fingerprint(s, image: str) -> str:
+    """Every path with mode/owner and every file's sha256, from an independent container."""
+    script = ("cd /v && find . -printf '%p %m %U:%G %s\\n' | sort && "
+              "find . -type f -print0 | sort -z | xargs -0 -r sha256sum")
+    out = docker.from_env().containers.run(image, ["sh", "-c", script], remove=True, network_disabled=True,
+                                           volumes={volume(s): {"bind": "/v", "mode": "ro"}})
+    return out.decode()
+
+
+def sqlite_check(s, image: str) -> dict:
+    script = ("import json, sqlite3; c = sqlite3.connect('/v/webui.db'); "
+              "print(json.dumps({'integrity': c.execute('PRAGMA integrity_check').fetchone()[0], "
+              "'chats': [list(r) for r in c.execute('SELECT id, title FROM chat ORDER BY id')]}))")
+    out = docker.from_env().containers.run(image, ["python3", "-c", script], remove=True, network_disabled=True,
+                                           volumes={volume(s): {"bind": "/v", "mode": "rw"}})
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def wait_for(check, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def up(e2e_stack):
+    cp = e2e_stack.invoke("up", timeout=1500)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    return cp
+
+
+@pytest.fixture(scope="module")
+def chats(e2e_stack, up):
+    ui = signin(e2e_stack)
+    ids = []
+    for c in CHATS:
+        r = ui.post("/api/v1/chats/new", json={"chat": {**c, "models": [TINY]}})
+        r.raise_for_status()
+        ids.append(r.json()["id"])
+    return dict(zip(ids, CHATS, strict=True))
+
+
+def assert_chats_back(s, chats):
+    ui = signin(s)
+    for chat_id, want in chats.items():
+        def readable(cid=chat_id):
+            resp = ui.get(f"/api/v1/chats/{cid}")
+            return resp if resp.status_code == 200 else None
+
+        body = wait_for(readable, f"chat {chat_id} is readable").json()
+        assert body["id"] == chat_id and body["title"] == want["title"]
+        assert [(m["role"], m["content"]) for m in body["chat"]["messages"]] == \
+            [(m["role"], m["content"]) for m in want["messages"]]
+
+
+@pytest.fixture(scope="module")
+def archive(e2e_stack, chats, tmp_path_factory):
+    out = tmp_path_factory.mktemp("backups")
+    cp = e2e_stack.invoke("backup", "--out", str(out))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    files = list(out.glob("*.tar.gz"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_backup_is_a_verified_private_archive_and_open_webui_is_back(e2e_stack, archive, up):
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert archive.name.startswith(f"{e2e_stack.env['COMPOSE_PROJECT_NAME']}-backup-")
+    m = verify(archive)
+    assert m.openwebui_version == "0.12.4"
+    assert m.images["OPENWEBUI_IMAGE"] == e2e_stack.env["OPENWEBUI_IMAGE"]
+    assert m.volumes == ("open-webui-data",)
+    assert "volumes/open-webui-data/webui.db" in m.files
+    assert not any(f.endswith((".partial",)) for f in m.files)
+    assert states(e2e_stack)["open-webui"].ok  # started again and healthy
+
+
+# -- refused archives: nothing changes ------------------------------------------------------
+
+
+def _rewrite(src, dst, edit_manifest=None, edit_file=None):
+    with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
+        for info in a:
+            data = a.extractfile(info).read() if info.isfile() else None
+            if info.name == "manifest.json" and edit_manifest:
+                d = json.loads(data)
+                edit_manifest(d)
+                data = json.dumps(d).encode()
+            elif data is not None and edit_file and info.name.endswith("/webui.db"):
+                data = edit_file(data)
+            if data is not None:
+                info.size = len(data)
+            b.addfile(info, io.BytesIO(data) if data is not None else None)
+    return dst
+
+
+def _bump_version(d):
+    d["openwebui_version"] = "99.0.0"
+
+
+def _wrong_sum(d):
+    d["files"]["volumes/open-webui-data/webui.db"]["sha256"] = "0" * 64
+
+
+@pytest.fixture(scope="module")
+def bad_archives(archive, tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    raw = archive.read_bytes()
+    (d / "truncated.tar.gz").write_bytes(raw[: len(raw) * 2 // 3])
+    flipped = bytearray(raw)
+    for i in range(len(raw) // 2, len(raw) // 2 + 64):
+        flipped[i] ^= 0x5A
+    (d / "corrupt.tar.gz").write_bytes(bytes(flipped))
+    (d / "notgzip.tar.gz").write_bytes(gzip.decompress(raw)[:4096])
+    _rewrite(archive, d / "wrongsum.tar.gz", edit_manifest=_wrong_sum)
+    _rewrite(archive, d / "tampered.tar.gz", edit_file=lambda b: b[:-1] + bytes([b[-1] ^ 1]))
+    _rewrite(archive, d / "newer.tar.gz", edit_manifest=_bump_version)
+    return d
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("truncated", "truncated.tar.gz: not a readable .tar.gz (truncated or corrupt"),
+    ("corrupt", "corrupt.tar.gz: not a readable .tar.gz (truncated or corrupt"),
+    ("notgzip", "notgzip.tar.gz: not a readable .tar.gz (truncated or corrupt"),
+    ("wrongsum", "wrongsum.tar.gz: checksum mismatch for volumes/open-webui-data/webui.db"),
+    ("tampered", "tampered.tar.gz: checksum mismatch for volumes/open-webui-data/webui.db"),
+    ("newer", "the backup was written by Open WebUI 99.0.0, newer than 0.12.4"),
+])
+def test_a_bad_archive_is_refused_and_the_data_is_unchanged(e2e_stack, stack_images, bad_archives,
+                                                            name, message):
+    # Open WebUI stopped so the fingerprint cannot move by itself; restore brings it back later.
+    assert e2e_stack.compose("stop", "open-webui").returncode == 0
+    before = volume_fingerprint(e2e_stack, stack_images["OPENWEBUI_IMAGE"])
+    cp = e2e_stack.invoke("restore", str(bad_archives / f"{name}.tar.gz"), "--yes")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    out = cp.stdout + cp.stderr
+    assert message in out and "nothing was changed" in out
+    assert len([ln for ln in out.splitlines() if "✗" in ln]) == 1  # one line says it
+    assert volume_fingerprint(e2e_stack, stack_images["OPENWEBUI_IMAGE"]) == before
+    assert "webui.db" in before
+
+
+def test_restore_without_yes_off_a_terminal_refuses_in_one_line(e2e_stack, archive, stack_images):
+    before = volume_fingerprint(e2e_stack, stack_images["OPENWEBUI_IMAGE"])
+    cp = e2e_stack.invoke("restore", str(archive))
+    assert cp.returncode == 2
+    assert "pass --yes to confirm" in cp.stdout
+    assert volume_fingerprint(e2e_stack, stack_images["OPENWEBUI_IMAGE"]) == before
+
+
+# -- restore from nothing -------------------------------------------------------------------
+
+
+def test_down_volumes_then_restore_brings_the_same_chats_back(e2e_stack, archive, chats, stack_images):
+    assert e2e_stack.invoke("down", "--volumes", "--yes").returncode == 0
+    assert not docker.from_env().volumes.list(filters={"name": volume(e2e_stack)})
+    cp = e2e_stack.invoke("restore", str(archive), "--yes")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "integrity ok" in cp.stdout and f"{len(chats)} chats" in cp.stdout
+    assert all(s.ok for s in states(e2e_stack).values())
+    assert_chats_back(e2e_stack, chats)
+    check = sqlite_check(e2e_stack, stack_images["OPENWEBUI_IMAGE"])
+    assert check["integrity"] == "ok"
+    assert {cid for cid, _ in check["chats"]} == set(chats)
+    left = [v.name for v in docker.from_env().volumes.list(filters={"name": "day2-"})
+            if v.name.startswith(e2e_stack.env["COMPOSE_PROJECT_NAME"])]
+    assert left == []  # staging and rollback volumes are cleaned up
+
+
+# -- upgrade to a broken tag ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def broken_tag(e2e_stack, stack_images):
+    c = docker.from_env()
+    tag = f"{e2e_stack.env['COMPOSE_PROJECT_NAME']}-owui-broken:1"
+    dockerfile = (f"FROM {stack_images['OPENWEBUI_IMAGE']}\n"
+                  'CMD ["sh", "-c", "echo this image is broken on purpose >&2; exit 1"]\n')
+    c.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    yield tag
+    with contextlib.suppress(docker.errors.APIError):
+        c.images.remove(tag, force=True)
+
+
+def test_upgrade_to_a_broken_tag_rolls_back_and_keeps_the_chats(e2e_stack, chats, broken_tag,
+                                                                tmp_path_factory):
+    old = e2e_stack.env["OPENWEBUI_IMAGE"]
+    out = tmp_path_factory.mktemp("upgrade-backups")
+    cp = e2e_stack.invoke("upgrade", "--to", broken_tag, "--out", str(out), "--timeout", "180")
+    text = cp.stdout + cp.stderr
+    assert cp.returncode == 1, text
+    assert f"upgrade to {broken_tag} failed" in text
+    assert f"rolled back to {old} and restored the backup" in text
+    assert e2e_stack.env["OPENWEBUI_IMAGE"] == old
+    assert len(list(out.glob("*.tar.gz"))) == 1
+    st = states(e2e_stack)
+    assert st["open-webui"].ok and st["open-webui"].image == old
+    assert_chats_back(e2e_stack, chats)
+
+
+def test_upgrade_to_a_tag_that_cannot_be_pulled_changes_nothing(e2e_stack):
+    env_before = e2e_stack.env_file.read_bytes()
+    cp = e2e_stack.invoke("upgrade", "--to", f"{e2e_stack.env['COMPOSE_PROJECT_NAME']}-owui-nosuch:9")
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert "is not present locally and pulling it failed" in cp.stdout
+    assert e2e_stack.env_file.read_bytes() == env_before
+
+
+# -- bench through Open WebUI -----------------------------------------------------------------
+
+
+def test_bench_direct_and_through_open_webui(e2e_stack, up, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    cp = e2e_stack.invoke("bench", "--rounds", "1", "--through-openwebui", "--out", str(out))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["models"] == [TINY]  # what Foundry Local has loaded, found through the stack
+    by = {r["via"]: r for r in doc["results"]}
+    assert by["direct"]["errors"] == 0 and by["openwebui"]["errors"] == 0, doc["results"]
+    assert doc["openwebui_overhead_ratio"][TINY] > 0
+    assert "Open WebUI overhead for" in cp.stdout
+    assert {p.name for p in out.iterdir()} == {"bench.json", "bench.csv", "bench.md", "bench.png"}
