@@ -123,7 +123,11 @@ def cold(stack: Stack, client, compose, services: tuple[str, ...], r: Reporter,
         yield
     finally:
         r.step(f"starting {', '.join(services)} again")
-        composer.run(compose, stack, "start", *services, capture=True)
-        with r.status(f"waiting for {', '.join(services)} to be healthy"):
-            health.wait_healthy(services, lambda: engine.services(client, stack.project),
-                                timeout=timeout)
+        try:
+            composer.run(compose, stack, "start", *services, capture=True)
+            with r.status(f"waiting for {', '.join(services)} to be healthy"):
+                health.wait_healthy(services, lambda: engine.services(client, stack.project),
+                                    timeout=timeout)
+        except StackError as err:
+            raise StackError(f"{', '.join(services)} did not come back after the copy ({err}) — "
+                             "run `invoke up`, then `invoke status`") from None

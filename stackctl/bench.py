@@ -60,8 +60,10 @@ def run_bench(opts: BenchOptions, reporter: Reporter | None = None, *, stack: St
         raise UsageError(f"--rounds must be at least 1, got {opts.rounds}")
     prompts = load_prompts(opts.prompts_file)
     models = resolve_models(opts.models, opts.models_file)
-    stack = stack if stack is not None else (None if opts.base_url and models and not opts.through_openwebui
-                                             else load_stack())
+    if opts.base_url and not models:
+        raise UsageError("--base-url needs --models or --models-file (which models to measure there)")
+    if stack is None and not (opts.base_url and not opts.through_openwebui):
+        stack = load_stack()
     base_url, found = _endpoint(opts, stack)
     models = models or found
     if not models:

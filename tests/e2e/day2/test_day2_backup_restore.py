@@ -22,7 +22,7 @@ import pytest
 from stackctl import engine, openwebui
 from stackctl.day2_archive import verify
 
-TINY = "tiny-chat-generic-cpu:1"
+TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
 CHATS = [
     {"title": "backup me", "messages": [{"role": "user", "content": "hello"},
                                         {"role": "assistant", "content": "hi there"}]},
@@ -111,7 +111,7 @@ def assert_chats_back(s, chats):
 @pytest.fixture(scope="module")
 def archive(e2e_stack, chats, tmp_path_factory):
     out = tmp_path_factory.mktemp("backups")
-    cp = e2e_stack.invoke("backup", "--out", str(out))
+    cp = e2e_stack.invoke("backup", "--include-metrics", "--out", str(out))
     assert cp.returncode == 0, cp.stdout + cp.stderr
     files = list(out.glob("*.tar.gz"))
     assert len(files) == 1, files
@@ -124,7 +124,8 @@ def test_backup_is_a_verified_private_archive_and_open_webui_is_back(e2e_stack, 
     m = verify(archive)
     assert m.openwebui_version == "0.12.4"
     assert m.images["OPENWEBUI_IMAGE"] == e2e_stack.env["OPENWEBUI_IMAGE"]
-    assert m.volumes == ("open-webui-data",)
+    assert m.volumes == ("open-webui-data", "prometheus-data")  # no Grafana in this stack
+    assert any(f.startswith("volumes/prometheus-data/") for f in m.files)
     assert "volumes/open-webui-data/webui.db" in m.files
     assert not any(f.endswith((".partial",)) for f in m.files)
     assert states(e2e_stack)["open-webui"].ok  # started again and healthy
@@ -250,6 +251,28 @@ def test_upgrade_to_a_broken_tag_rolls_back_and_keeps_the_chats(e2e_stack, chats
     assert len(list(out.glob("*.tar.gz"))) == 1
     st = states(e2e_stack)
     assert st["open-webui"].ok and st["open-webui"].image == old
+    assert_chats_back(e2e_stack, chats)
+
+
+@pytest.fixture(scope="module")
+def next_tag(e2e_stack, stack_images):
+    """The same Open WebUI under another tag: an upgrade that works."""
+    c = docker.from_env()
+    tag = f"{e2e_stack.env['COMPOSE_PROJECT_NAME']}-owui-next:1"
+    c.images.get(stack_images["OPENWEBUI_IMAGE"]).tag(tag)
+    yield tag
+    with contextlib.suppress(docker.errors.APIError):
+        c.images.remove(tag)
+
+
+def test_upgrade_to_a_working_tag_moves_the_pin_and_passes_smoke(e2e_stack, chats, next_tag,
+                                                                 tmp_path_factory):
+    out = tmp_path_factory.mktemp("upgrade-ok")
+    cp = e2e_stack.invoke("upgrade", "--to", next_tag, "--out", str(out), "--timeout", "180")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "smoke passed" in cp.stdout
+    assert e2e_stack.env["OPENWEBUI_IMAGE"] == next_tag
+    assert states(e2e_stack)["open-webui"].image == next_tag
     assert_chats_back(e2e_stack, chats)
 
 

@@ -89,3 +89,12 @@ def test_models_option_errors(tmp_path):
         resolve_models("a", tmp_path / "m.yaml")
     with pytest.raises(UsageError, match=r"^--models: give at least one model id"):
         resolve_models(" , ", None)
+
+
+def test_bench_options_are_checked_before_any_request():
+    from stackctl.bench import BenchOptions, run_bench
+
+    with pytest.raises(UsageError, match=r"^--rounds must be at least 1, got 0$"):
+        run_bench(BenchOptions(rounds=0, base_url="http://x/v1", models="m"))
+    with pytest.raises(UsageError, match=r"^--base-url needs --models or --models-file"):
+        run_bench(BenchOptions(base_url="http://x/v1"))
