@@ -117,7 +117,7 @@ def write_chart(stats: Sequence[Stats], path: Path, title: str = "Foundry Local 
         ax.grid(axis="y", alpha=0.3)
     for xi, s in zip(x, stats, strict=True):
         if s.errors:
-            ax2.annotate(f"{s.errors} errors", (xi, 0), ha="center", va="bottom", color="#C44E52", fontsize=8)
+            ax2.annotate(f"{s.errors} error{'' if s.errors == 1 else 's'}", (xi, 0), ha="center", va="bottom", color="#C44E52", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
