@@ -1,0 +1,97 @@
+"""Soak: the exporter as a process, with targets that hang forever among fast
+ones, over at least 10,000 probe cycles. Scrapes must keep answering promptly
+(a scrape never waits on a probe) and memory must stay flat.
+
+Prints the scrape p50/p99 and RSS at warm-up and at the end (benchmark figures);
+asserts only the properties: no scrape waits for a hanging probe (p99 far below
+the hang targets' 5 s timeout), RSS growth under 16 MiB.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.integration.exporter.faultserver import FaultServer
+from tests.plugins.common import free_port
+
+CYCLES = 10_000
+FAST = ("ok", "ok", "status/500", "status/404", "badjson", "html", "ssecut", "hang")
+
+
+def _config(server: FaultServer, refused: int) -> str:
+    lines = ["defaults: {interval: 20ms, timeout: 20ms}", "targets:"]
+    for i in range(3):  # hang forever; a scrape that waited on them would take 5 s
+        lines.append(f"  - {{name: hang{i}, kind: foundry, url: '{server.url('hang')}', interval: 5s, timeout: 5s}}")
+    for i, scenario in enumerate(FAST):
+        lines.append(f"  - {{name: fast{i}, kind: foundry, url: '{server.url(scenario)}', "
+                     "canary: {model: auto, interval: 100ms}}")
+    lines.append(f"  - {{name: refused, kind: openai, url: 'http://127.0.0.1:{refused}/v1'}}")
+    lines.append(f"  - {{name: webui, kind: openwebui, url: '{server.url('ok')}'}}")
+    return "\n".join(lines) + "\n"
+
+
+def _rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _cycles(text: str) -> int:
+    """Probe cycles so far: one per target round (its first probe kind)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("foundry_probes_total{") and ('probe="models"' in line or 'probe="health"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def test_hanging_targets_never_slow_scrapes_and_memory_stays_flat(tmp_path, fault_server):
+    config = tmp_path / "soak.yml"
+    config.write_text(_config(fault_server, free_port()))
+    port = free_port()
+    log = (tmp_path / "exporter.log").open("w")  # a file, not a pipe nobody drains
+    proc = subprocess.Popen([sys.executable, "-m", "foundry_exporter", "--config", str(config),
+                             "--listen-address", f"127.0.0.1:{port}"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/metrics"
+    latencies: list[float] = []
+    warm_rss = None
+    try:
+        with httpx.Client(timeout=10) as http:
+            deadline = time.monotonic() + 300
+            cycles = 0
+            while cycles < CYCLES:
+                assert time.monotonic() < deadline, f"only {cycles} cycles in 300 s"
+                assert proc.poll() is None, (tmp_path / "exporter.log").read_text()[-2000:]
+                t0 = time.perf_counter()
+                try:
+                    r = http.get(url)
+                except httpx.ConnectError:  # still starting
+                    time.sleep(0.1)
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                assert r.status_code == 200
+                cycles = _cycles(r.text)
+                if warm_rss is None and cycles >= 1000:
+                    warm_rss = _rss_kib(proc.pid)
+                time.sleep(0.05)
+            end_rss = _rss_kib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    out = (tmp_path / "exporter.log").read_text()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    print(f"\nsoak: {cycles} probe cycles, {len(latencies)} scrapes; scrape p50 {p50:.1f} ms, "
+          f"p99 {p99:.1f} ms; RSS at 1,000 cycles {warm_rss / 1024:.1f} MiB, "
+          f"at {cycles:,} cycles {end_rss / 1024:.1f} MiB")
+    assert p99 < 1000, f"scrapes waited on probes: p99 {p99:.0f} ms"
+    assert end_rss - warm_rss < 16 * 1024, f"RSS grew {(end_rss - warm_rss) / 1024:.1f} MiB"
+    assert proc.returncode == 0, out[-2000:]
