@@ -3,33 +3,17 @@ exporter samples, and a chat that must survive whatever the test does."""
 
 from __future__ import annotations
 
-import time
-
 import docker
 import httpx
 
 from stackctl import engine, openwebui
+from tests.plugins.common import wait_for
 
 
 def signin(s) -> openwebui.OpenWebUI:
     env = s.env
     ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
     return openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
-
-
-def wait_for(check, what, timeout=90.0, interval=1.0):
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, KeyError, ValueError, docker.errors.NotFound) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
 
 
 def states(s) -> dict[str, engine.ServiceState]:

@@ -21,3 +21,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+def wait_for(check, what: str, timeout: float = 90.0, interval: float = 1.0):
+    """Poll ``check`` until it returns something truthy and return that; fail naming
+    ``what`` (and the last value or error) after ``timeout`` seconds. A condition
+    with a deadline, never a bare sleep."""
+    import time
+
+    import docker.errors
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, KeyError, ValueError, docker.errors.NotFound) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")

@@ -13,14 +13,13 @@ import io
 import json
 import stat
 import tarfile
-import time
 
 import docker
-import httpx
 import pytest
 
 from stackctl import engine, openwebui
 from stackctl.day2_archive import verify
+from tests.plugins.common import wait_for
 
 TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
 CHATS = [
@@ -61,20 +60,6 @@ def sqlite_check(s, image: str) -> dict:
     out = docker.from_env().containers.run(image, ["python3", "-c", script], remove=True, network_disabled=True,
                                            volumes={volume(s): {"bind": "/v", "mode": "rw"}})
     return json.loads(out.decode().strip().splitlines()[-1])
-
-
-def wait_for(check, what, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

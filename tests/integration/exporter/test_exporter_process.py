@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.exporter.faultserver import MODEL, FaultServer
-from tests.plugins.common import free_port
+from tests.plugins.common import free_port, wait_for
 
 FAULTS = ("hang", "slowbody", "status/500", "ssecut", "huge", "delay/500")
 
@@ -26,20 +26,6 @@ def _config(server: FaultServer, refused_port: int) -> str:
     lines.append(f"  - {{name: refused, kind: openai, url: 'http://127.0.0.1:{refused_port}/v1'}}")
     lines.append(f"  - {{name: webui, kind: openwebui, url: '{server.url('ok')}'}}")
     return "\n".join(lines) + "\n"
-
-
-def _wait_until(what: str, check, deadline_s: float = 20.0):
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {deadline_s}s; last: {last!r}")
 
 
 @pytest.fixture
@@ -71,8 +57,8 @@ def _all_probed(base: str) -> bool:
 
 def test_process_serves_fast_scrapes_health_probe_and_stops_on_sigterm(exporter) -> None:
     proc, base = exporter
-    _wait_until("/healthz 200", lambda: httpx.get(f"{base}/healthz").status_code == 200)
-    _wait_until("every probe ran once", lambda: _all_probed(base))
+    wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, "/healthz 200", timeout=20, interval=0.1)
+    wait_for(lambda: _all_probed(base), "every probe ran once", timeout=20, interval=0.1)
 
     # Scrapes stay fast while hanging/slow targets are being probed.
     latencies = []
