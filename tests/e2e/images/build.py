@@ -287,7 +287,7 @@ class Builder:
             shutil.copytree(recipe.folder, ctx)
             for name, src in recipe.extra_files.items():
                 _link_or_copy(src, ctx / name)
-            args = ["build", "--network", "host", "--tag", tag]
+            args = ["build", "--network", "host", "--force-rm", "--tag", tag]
             args += ["--label", f"{REPO_PREFIX}.recipe={recipe.name}"]
             for k, v in {recipe.parent_arg: parent, **recipe.build_args}.items():
                 args += ["--build-arg", f"{k}={v}"]
