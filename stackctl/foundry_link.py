@@ -84,6 +84,16 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     return view_of(d), True
 
 
+def stop_embedded(stack: Stack) -> None:
+    """Stop the embedded server `up` started, when a later step of `up` failed."""
+    from contextlib import suppress
+
+    from .foundry import lifecycle
+
+    with suppress(StackError):
+        lifecycle.stop(stack.state_dir)
+
+
 def _event_printer(reporter: Reporter):
     """Start-up progress as lines: each stage once, downloads every 10 %."""
     from .foundry.events import PROGRESS, STAGE

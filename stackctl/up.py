@@ -57,20 +57,24 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     compose = composer.find()
     r.ok(f"Docker Engine reachable; using {compose.label}")
 
-    view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
-    if envfile.set_managed(stack.env_file, view.managed_env()):
-        r.ok(f"Foundry endpoint for containers: {view.container_openai_url}")
-    stack = stack.with_env(envfile.load(stack.env_file))
-
     own = engine.services(client, stack.project)
     preflight_ports(stack, engine.published_ports(own))
 
-    _ensure_images(client, compose, stack, r)
-    ok, detail = engine.curl_from_container(client, stack.env["OPENWEBUI_IMAGE"],
-                                            view.container_openai_url + "/models")
-    if not ok:
-        raise StackError(foundry_link.unreachable_message(view, detail))
+    view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
+    try:
+        _ensure_images(client, compose, stack, r)
+        ok, detail = engine.curl_from_container(client, stack.env["OPENWEBUI_IMAGE"],
+                                                view.container_openai_url + "/models")
+        if not ok:
+            raise StackError(foundry_link.unreachable_message(view, detail))
+    except BaseException:
+        if started:  # leave the machine as we found it
+            foundry_link.stop_embedded(stack)
+        raise
     r.ok("Foundry Local is reachable from a container through host.docker.internal")
+    if envfile.set_managed(stack.env_file, view.managed_env()):
+        r.ok(f"Foundry endpoint for containers: {view.container_openai_url}")
+    stack = stack.with_env(envfile.load(stack.env_file))
 
     r.step("starting containers")
     composer.run(compose, stack, "up", "-d", "--no-build", "--remove-orphans")
