@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .smoke import Check, Failed
 from .smoke_checks import Ctx, _need_model
@@ -100,12 +101,18 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("websocket", lambda ws: ws.on("framereceived", lambda f: _keep(events, f)))
+            problems: list[str] = []
+            page.on("response", lambda r: problems.append(f"HTTP {r.status} {_path(r.url)}")
+                    if r.status >= 500 else None)
+            page.on("requestfailed", lambda r: problems.append(f"{_path(r.url)} {r.failure}"))
+            page.on("pageerror", lambda e: problems.append(f"page error: {str(e)[:160]}"))
             try:
                 reply = _chat(page, url, ctx, events)
             finally:
                 _shoot(page, screenshot)
         except PlaywrightError as err:
-            raise Failed(f"in the browser at {url}: {str(err).splitlines()[0]} "
+            seen = f"; the page saw: {'; '.join(problems[:3])}" if problems else ""
+            raise Failed(f"in the browser at {url}: {str(err).splitlines()[0]}{seen} "
                          f"(screenshot {screenshot})", "`invoke logs open-webui`; look at the screenshot") from None
         finally:
             browser.close()
@@ -119,6 +126,10 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
     one = " ".join(reply.split())
     return (f"signed in at {url}, chose {ctx.model}, reply streamed in "
             f"{sum(not e.done for e in events)} events: {one[:40]!r}…; screenshot {screenshot}")
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path[:80]
 
 
 def _keep(events: list[StreamEvent], frame: Any) -> None:
