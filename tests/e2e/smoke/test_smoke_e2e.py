@@ -116,14 +116,12 @@ def test_twenty_runs_in_a_row_never_hit_the_sign_in_rate_limit(up):
 
 
 def test_browser_check_chats_in_chromium_and_keeps_its_screenshot(up):
-    # The fixture model's context is 4,096 tokens; Open WebUI's built-in tools
-    # (sent with every message from the UI) take ~9,700 of its byte-level
-    # tokens, so this stack uses legacy function calling. A real model's
-    # context takes them; without this the browser check fails and names this fix.
+    # The stack's default (openwebui/openwebui.env) is legacy function calling:
+    # Open WebUI's built-in tools would add ~9,700 prompt tokens to every message
+    # from the UI, beyond the fixture model's 4,096-token context. No setting is
+    # changed here, so this proves that default reaches Open WebUI.
     ui = signin(up)
-    cfg = ui.get("/api/v1/configs/models").json()
-    cfg["DEFAULT_MODEL_PARAMS"] = {**(cfg.get("DEFAULT_MODEL_PARAMS") or {}), "function_calling": "legacy"}
-    ui.post("/api/v1/configs/models", json=cfg).raise_for_status()
+    assert ui.get("/api/v1/configs/models").json()["DEFAULT_MODEL_PARAMS"] == {"function_calling": "legacy"}
     shot = REPO / DEFAULT_SCREENSHOT
     shot.unlink(missing_ok=True)
     rc, report, wall = smoke(up, "--json", "--browser")
