@@ -23,6 +23,9 @@ from stackctl import envfile
 from .common import FIXTURES, REPO, free_port
 
 INVOKE = Path(sys.executable).parent / "invoke"
+STACK_MODEL_DIR = FIXTURES / "tiny-model"
+# `invoke up` serves FOUNDRY_MODEL_PATH itself; a local model's id comes from its folder name.
+STACK_MODEL_ID = f"{STACK_MODEL_DIR.name}-generic-cpu:1"
 COMPOSE_V2 = Path(sys.executable).parent / "docker-compose"
 
 
@@ -68,7 +71,7 @@ def write_env(path: Path, state_dir: Path, images: dict[str, str], **over: str) 
         "COMPOSE_PROJECT_NAME": f"flcs-e2e-{uuid.uuid4().hex[:8]}",
         "COMPOSE_PROFILES": "",  # Grafana cannot be built without a registry (README, Testing)
         "STACK_STATE_DIR": str(state_dir),
-        "FOUNDRY_MODEL_PATH": str(FIXTURES / "tiny-model"),
+        "FOUNDRY_MODEL_PATH": str(STACK_MODEL_DIR),
         **ports, **images, **over,
     }
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))

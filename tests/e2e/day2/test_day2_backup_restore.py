@@ -20,8 +20,9 @@ import pytest
 from stackctl import engine, openwebui
 from stackctl.day2_archive import verify
 from tests.plugins.common import wait_for
+from tests.plugins.stack import STACK_MODEL_ID
 
-TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
+TINY = STACK_MODEL_ID
 CHATS = [
     {"title": "backup me", "messages": [{"role": "user", "content": "hello"},
                                         {"role": "assistant", "content": "hi there"}]},

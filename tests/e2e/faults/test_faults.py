@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import assert_chat_kept, create_chat, exporter_sample, states, wait_for
+from tests.plugins.stack import STACK_MODEL_ID
 
-TINY = "tiny-model-generic-cpu:1"
+TINY = STACK_MODEL_ID
 SERVICES = ("open-webui", "exporter", "prometheus")
 
 

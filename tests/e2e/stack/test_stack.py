@@ -18,8 +18,9 @@ import pytest
 
 from stackctl import engine
 from tests.e2e.helpers import assert_chat_kept, create_chat, signin, states, wait_for
+from tests.plugins.stack import STACK_MODEL_ID
 
-TINY = "tiny-model-generic-cpu:1"  # `up` serves tests/fixtures/tiny-model: the id comes from the folder name
+TINY = STACK_MODEL_ID
 
 
 @pytest.fixture(scope="module")
