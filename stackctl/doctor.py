@@ -156,6 +156,12 @@ def check_services(ctx: Ctx) -> Iterator[Finding]:
             yield warn(svc, f"healthy but restarted {s.restarts}×", f"`invoke logs {svc}` for the cause")
         else:
             yield ok(svc, "running, healthy")
+        if svc == "grafana" and s is not None:
+            env = ctx.client.containers.get(s.container).attrs["Config"].get("Env") or []
+            anon = [e.partition("=")[2].lower() for e in env if e.startswith("GF_AUTH_ANONYMOUS_ENABLED=")]
+            if anon and anon[-1] == "true":
+                yield warn("security", "Grafana allows anonymous access",
+                           "remove GF_AUTH_ANONYMOUS_ENABLED=true and run `invoke up`")
         if s and any(not p.startswith(("127.0.0.1:", "::1:", "[::1]:")) for p in s.ports) \
                 and ctx.stack.bind in ("127.0.0.1", "::1"):
             yield warn("security", f"{svc} publishes a port beyond loopback: {', '.join(s.ports)}",

@@ -8,7 +8,7 @@ runtime through foundry-local-sdk) and find that.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from .context import Stack
@@ -48,7 +48,21 @@ def view_of(d: discovery.Discovery) -> FoundryView:
 
 def current(stack: Stack) -> tuple[FoundryView | None, str | None]:
     d = discovery.discover(stack.env, stack.state_dir)
-    return (view_of(d), None) if d.found else (None, d.reason)
+    if not d.found:
+        return None, d.reason
+    view = view_of(d)
+    if d.source == "embedded" and embedded_binds_everywhere(stack):
+        view = replace(view, binds_everywhere=True)
+    return view, None
+
+
+def embedded_binds_everywhere(stack: Stack) -> bool:
+    """True if the stack's own Foundry server listens on all addresses (--host 0.0.0.0)."""
+    from .foundry import state as state_mod
+    from .foundry.paths import FoundryPaths
+
+    st = state_mod.read(FoundryPaths(stack.state_dir))
+    return bool(st) and any(urlsplit(u).hostname in ("0.0.0.0", "::") for u in st.urls)
 
 
 def ensure(stack: Stack, *, model: str | None, model_path: str | None,
