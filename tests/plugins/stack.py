@@ -42,7 +42,8 @@ class E2EStack:
     def process_env(self, **over: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in envfile.BY_KEY}
         env.update(STACK_ENV_FILE=str(self.env_file), STACK_COMPOSE=str(COMPOSE_V2),
-                   STACK_BUILD_NETWORK="host", NO_COLOR="1", COLUMNS="200", **self.extra_env)
+                   STACK_BUILD_NETWORK="host", NO_COLOR="1", COLUMNS="200")
+        env.update(self.extra_env)
         env.update(over)
         return env
 
