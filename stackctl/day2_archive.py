@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import StackError
+from .errors import StackError, UsageError
 
 FORMAT = "foundry-chat-stack-backup/1"
 MANIFEST = "manifest.json"
@@ -264,8 +264,8 @@ def _relative(name: str) -> str | None:
 
 def verify(path: Path) -> Manifest:
     """Read the whole archive and check it against its manifest; ArchiveError if unusable."""
-    if not path.is_file():
-        raise ArchiveError(path, "no such file")
+    if not path.is_file():  # bad input (exit 2), not a bad archive
+        raise UsageError(f"{path}: no such file — check the path (`invoke backup` writes to backups/)")
     seen: dict[str, FileEntry] = {}
     manifest_bytes: bytes | None = None
     try:
