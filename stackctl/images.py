@@ -1,6 +1,8 @@
 """Images the stack runs: pull what is missing, build the exporter from exporter/.
 
-The exporter image carries a label with a hash of its build inputs, so
+Pulls go through the engine API, not compose: they need no .env interpolation
+(the Foundry URL is only known later in `up`) and show one progress line per
+image. The exporter image carries a label with a hash of its build inputs, so
 `invoke up` rebuilds it only when exporter/ (or its base image) changed.
 """
 
@@ -9,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .context import Stack
 from .errors import StackError
+from .report import Reporter
 
 SOURCE_LABEL = "org.foundry-chat.source-hash"
 _SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -51,3 +55,40 @@ def build_exporter(stack: Stack, digest: str) -> None:
             "above; behind a proxy set STACK_BUILD_NETWORK=host, or point EXPORTER_BASE_IMAGE at a "
             "reachable mirror"
         )
+
+
+def pull_progress(events: Iterable[dict]) -> Iterator[tuple[int, int]]:
+    """Fold the engine's pull events into (bytes done, bytes known) across layers. Pure.
+
+    Raises StackError on an ``error`` event (unknown tag, auth, network).
+    """
+    layers: dict[str, tuple[int, int]] = {}
+    for ev in events:
+        if ev.get("error"):
+            raise StackError(str(ev["error"]).strip())
+        detail = ev.get("progressDetail") or {}
+        layer = ev.get("id")
+        if layer and detail.get("total"):
+            layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        elif layer and ev.get("status") in ("Pull complete", "Already exists") and layer in layers:
+            layers[layer] = (layers[layer][1], layers[layer][1])
+        yield sum(c for c, _ in layers.values()), sum(t for _, t in layers.values())
+
+
+def pull(client, ref: str, key: str, reporter: Reporter) -> None:
+    """Pull ``ref`` with progress; one-line StackError naming the .env key on failure."""
+    step = -1
+    try:
+        for done, total in pull_progress(client.api.pull(ref, stream=True, decode=True)):
+            pct = int(100 * done / total) if total else 0
+            if pct // 10 > step:
+                step = pct // 10
+                reporter.info(f"  {ref}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB ({pct}%)")
+    except StackError as err:
+        raise StackError(f"cannot pull {ref} ({err}) — check the network or registry login, or "
+                         f"point {key} in .env at a mirror or a local image") from None
+    except Exception as exc:  # docker.errors.APIError and transport errors
+        detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        raise StackError(f"cannot pull {ref} ({detail}) — check the network or registry login, "
+                         f"or point {key} in .env at a mirror or a local image") from None
+    reporter.ok(f"pulled {ref}")

@@ -62,7 +62,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
 
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
     try:
-        _ensure_images(client, compose, stack, r)
+        _ensure_images(client, stack, r)
         ok, detail = engine.curl_from_container(client, stack.env["OPENWEBUI_IMAGE"],
                                                 view.container_openai_url + "/models")
         if not ok:
@@ -107,14 +107,15 @@ def service_urls(stack: Stack) -> dict[str, str]:
     return urls
 
 
-def _ensure_images(client, compose, stack: Stack, r: Reporter) -> None:
+def _ensure_images(client, stack: Stack, r: Reporter) -> None:
     wanted = {"open-webui": "OPENWEBUI_IMAGE", "prometheus": "PROMETHEUS_IMAGE"}
     if "grafana" in stack.profiles:
         wanted["grafana"] = "GRAFANA_IMAGE"
-    missing = [svc for svc, key in wanted.items() if not engine.image_present(client, stack.env[key])]
+    missing = [key for key in wanted.values() if not engine.image_present(client, stack.env[key])]
     if missing:
-        r.step(f"pulling {', '.join(missing)} (first run downloads a few GB)")
-        composer.run(compose, stack, "pull", *missing)
+        r.step(f"pulling {len(missing)} image(s) (the first run downloads a few GB)")
+    for key in missing:
+        images.pull(client, stack.env[key], key, r)
     fresh, digest = images.exporter_up_to_date(client, stack)
     if not fresh:
         r.step("building the exporter image from exporter/")
