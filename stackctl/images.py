@@ -88,7 +88,8 @@ def pull(client, ref: str, key: str, reporter: Reporter) -> None:
         raise StackError(f"cannot pull {ref} ({err}) — check the network or registry login, or "
                          f"point {key} in .env at a mirror or a local image") from None
     except Exception as exc:  # docker.errors.APIError and transport errors
-        detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        text = str(getattr(exc, "explanation", None) or exc).strip()
+        detail = text.splitlines()[-1][:200] if text else type(exc).__name__
         raise StackError(f"cannot pull {ref} ({detail}) — check the network or registry login, "
                          f"or point {key} in .env at a mirror or a local image") from None
     reporter.ok(f"pulled {ref}")
