@@ -56,9 +56,10 @@ def up(c, model=None, model_path=None, timeout=300):
 
 
 @task(help={"volumes": "Also delete all data (chats, metrics, dashboards state).",
-            "yes": "Do not ask before deleting data."})
+            "yes": "Do not ask before deleting data.",
+            "keep-foundry": "Leave the stack's embedded Foundry Local server running."})
 @_edge
-def down(c, volumes=False, yes=False):
+def down(c, volumes=False, yes=False, keep_foundry=False):
     """Stop the stack; data volumes are kept unless --volumes."""
     from stackctl.ops import down as do_down
 
@@ -67,8 +68,10 @@ def down(c, volumes=False, yes=False):
             raise StackError("--volumes deletes all chats and metrics; pass --yes to confirm", exit_code=2)
         if input("Delete ALL stack data (chats, users, metrics)? Type 'delete' to confirm: ") != "delete":
             raise StackError("nothing deleted", exit_code=1)
-    stack = do_down(volumes=volumes)
-    R.ok(f"stack {stack.project} stopped" + ("; data volumes deleted" if volumes else "; data kept"))
+    res = do_down(volumes=volumes, keep_foundry=keep_foundry)
+    R.ok(f"stack {res.stack.project} stopped" + ("; data volumes deleted" if volumes else "; data kept"))
+    if res.foundry_stopped:
+        R.ok(f"embedded Foundry Local stopped (pid {res.foundry_stopped})")
 
 
 @task

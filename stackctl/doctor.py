@@ -126,8 +126,12 @@ def check_foundry(ctx: Ctx) -> Iterator[Finding]:
     if view.binds_everywhere:
         yield warn("security", "the embedded Foundry server listens on all addresses; its "
                    "POST /shutdown needs no authentication", "restart it without --host 0.0.0.0")
-    ok_, detail = engine.curl_from_container(ctx.client, ctx.stack.env["OPENWEBUI_IMAGE"],
-                                             view.container_openai_url + "/models")
+    image = ctx.stack.env["OPENWEBUI_IMAGE"]
+    if not engine.image_present(ctx.client, image):
+        yield warn("container-reach", f"not checked: {image} is not on this machine yet",
+                   "`invoke up` pulls it and checks reachability from a container")
+        return
+    ok_, detail = engine.curl_from_container(ctx.client, image, view.container_openai_url + "/models")
     if ok_:
         yield ok("container-reach", f"reachable from a container at {view.container_openai_url}")
     else:

@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import docker.errors
+
 from .context import Stack
 from .errors import StackError
 from .report import Reporter
@@ -35,7 +37,7 @@ def exporter_up_to_date(client, stack: Stack) -> tuple[bool, str]:
     want = source_hash(stack.root / "exporter", stack.env["EXPORTER_BASE_IMAGE"])
     try:
         img = client.images.get(stack.env["EXPORTER_IMAGE"])
-    except Exception:
+    except docker.errors.ImageNotFound:
         return False, want
     return (img.labels or {}).get(SOURCE_LABEL) == want, want
 

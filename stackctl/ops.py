@@ -11,14 +11,28 @@ from .context import Stack, load_stack
 from .errors import StackError
 
 
-def down(*, volumes: bool = False) -> Stack:
-    """Stop and remove the containers; data volumes are kept unless ``volumes``."""
+@dataclass(frozen=True)
+class DownResult:
+    stack: Stack
+    foundry_stopped: int | None  # pid of the embedded Foundry server stopped, if any
+
+
+def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
+    """Stop and remove the containers (data volumes kept unless ``volumes``), and the
+    stack's own embedded Foundry server unless ``keep_foundry``. A Foundry Local the
+    user runs (app, CLI service, pinned endpoint) is never touched."""
     stack = load_stack()
     engine.client()
     compose = composer.find()
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     composer.run(compose, stack, *args)
-    return stack
+    stopped = None
+    if not keep_foundry:
+        from .foundry import lifecycle
+
+        if lifecycle.status(stack.state_dir).running:
+            stopped = lifecycle.stop(stack.state_dir).pid
+    return DownResult(stack, stopped)
 
 
 @dataclass(frozen=True)

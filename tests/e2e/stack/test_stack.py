@@ -104,8 +104,10 @@ def chat(e2e_stack, up):
 
 
 def test_chat_and_session_survive_down_and_up(e2e_stack, chat):
-    assert e2e_stack.invoke("down").returncode == 0
+    cp = e2e_stack.invoke("down")
+    assert cp.returncode == 0
     assert not states(e2e_stack)
+    assert "embedded Foundry Local stopped" in cp.stdout  # `up` started it, `down` undoes it
     assert e2e_stack.invoke("up").returncode == 0
     assert_chat_kept(e2e_stack, chat)  # same JWT: WEBUI_SECRET_KEY is stable
 
