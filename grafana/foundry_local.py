@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models import dashboard as model
 
 from grafana import panels as p
 
@@ -132,15 +131,7 @@ def _failures_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
 
 def build() -> dashboard.Dashboard:
     b = (
-        dashboard.Dashboard("Foundry Local")
-        .uid(UID)
-        .description("Is Foundry Local up, which models are loaded, how fast it answers.")
-        .tags(["foundry-local", "generated"])
-        .editable()
-        .refresh("30s")
-        .time("now-1h", "now")
-        .timezone("browser")
-        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        p.base_dashboard("Foundry Local", UID, "Is Foundry Local up, which models are loaded, how fast it answers.")
         .with_variable(p.query_variable(
             "target", "Target", 'foundry_up{kind="foundry"}', "target"))
         .with_variable(p.query_variable(

@@ -226,3 +226,18 @@ def table_panel(title: str, description: str, targets: list, renames: dict[str, 
 
 def row(title: str) -> dashboard.Row:
     return dashboard.Row(title)
+
+
+def base_dashboard(title: str, uid: str, description: str) -> dashboard.Dashboard:
+    """What every generated dashboard shares: tags, refresh, range, crosshair."""
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["foundry-local", "generated"])
+        .editable()
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models import dashboard as model
 
 from grafana import panels as p
 
@@ -96,15 +95,7 @@ def _scrapes_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
 
 def build() -> dashboard.Dashboard:
     b = (
-        dashboard.Dashboard("Stack health")
-        .uid(UID)
-        .description("Open WebUI, scrape health, the exporter and Prometheus itself.")
-        .tags(["foundry-local", "generated"])
-        .editable()
-        .refresh("30s")
-        .time("now-1h", "now")
-        .timezone("browser")
-        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        p.base_dashboard("Stack health", UID, "Open WebUI, scrape health, the exporter and Prometheus itself.")
     )
     for add in (_services_row, _exporter_row, _scrapes_row):
         b = add(b)
