@@ -20,7 +20,7 @@ import pytest
 
 from stackctl import envfile
 
-from .common import FIXTURES, REPO, free_port
+from .common import FIXTURES, REPO, free_ports
 
 INVOKE = Path(sys.executable).parent / "invoke"
 STACK_MODEL_DIR = FIXTURES / "tiny-model"
@@ -66,8 +66,8 @@ class E2EStack:
 
 
 def write_env(path: Path, state_dir: Path, images: dict[str, str], **over: str) -> None:
-    ports = {k: str(free_port()) for k in ("OPENWEBUI_PORT", "GRAFANA_PORT", "PROMETHEUS_PORT",
-                                           "EXPORTER_PORT", "FOUNDRY_PORT")}
+    keys = ("OPENWEBUI_PORT", "GRAFANA_PORT", "PROMETHEUS_PORT", "EXPORTER_PORT", "FOUNDRY_PORT")
+    ports = {k: str(p) for k, p in zip(keys, free_ports(len(keys)), strict=True)}
     values = {
         "COMPOSE_PROJECT_NAME": f"flcs-e2e-{uuid.uuid4().hex[:8]}",
         "COMPOSE_PROFILES": "",  # Grafana cannot be built without a registry (README, Testing)

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.exporter.faultserver import MODEL, FaultServer
-from tests.plugins.common import free_port, wait_for
+from tests.plugins.common import free_ports, wait_for
 
 FAULTS = ("hang", "slowbody", "status/500", "ssecut", "huge", "delay/500")
 
@@ -31,8 +31,8 @@ def _config(server: FaultServer, refused_port: int) -> str:
 @pytest.fixture
 def exporter(tmp_path: Path, fault_server: FaultServer) -> Iterator[tuple[subprocess.Popen, str]]:
     config = tmp_path / "config.yml"
-    config.write_text(_config(fault_server, free_port()))
-    port = free_port()
+    refused, port = free_ports(2)  # distinct: "refused" must never be the exporter itself
+    config.write_text(_config(fault_server, refused))
     proc = subprocess.Popen([sys.executable, "-m", "foundry_exporter", "--config", str(config),
                              "--listen-address", f"127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

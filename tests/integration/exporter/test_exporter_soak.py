@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.exporter.faultserver import FaultServer
-from tests.plugins.common import free_port
+from tests.plugins.common import free_ports
 
 # RSS climbs while histograms, connection pools and the allocator's arenas settle
 # (measured over 25k cycles: +9 MiB by 7k, then ~0.05 MiB per 1,000 cycles).
@@ -59,8 +59,8 @@ def _cycles(text: str) -> int:
 
 def test_hanging_targets_never_slow_scrapes_and_memory_stays_flat(tmp_path, fault_server):
     config = tmp_path / "soak.yml"
-    config.write_text(_config(fault_server, free_port()))
-    port = free_port()
+    refused, port = free_ports(2)  # distinct: "refused" must never be the exporter itself
+    config.write_text(_config(fault_server, refused))
     log = (tmp_path / "exporter.log").open("w")  # a file, not a pipe nobody drains
     proc = subprocess.Popen([sys.executable, "-m", "foundry_exporter", "--config", str(config),
                              "--listen-address", f"127.0.0.1:{port}"], stdout=log, stderr=log)
