@@ -1,0 +1,265 @@
+"""The gateway's configuration: typed, frozen, strict (the exporter's readers).
+
+``load_config`` returns a complete :class:`Config` or raises
+:class:`ConfigError` listing every problem at once, one line each naming the
+file, the key path and the fix. Secrets come from environment variables only
+and are resolved here, once; the upstream URL may be overridden from the
+environment (``url_env``, default ``GATEWAY_UPSTREAM_URL``), which is how the
+stack points a baked-in config at a discovered Foundry.
+
+``upstreams`` is a list so that several upstreams can come later (issue 17);
+today exactly one is accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from foundry_exporter.config import ConfigError
+from foundry_exporter.schema import Problems, load_yaml, q, type_name
+
+__all__ = ["Config", "ConfigError", "Limits", "PerUser", "Timeouts", "Upstream", "load_config"]
+
+DEFAULT_LISTEN = "127.0.0.1:9180"  # loopback unless told otherwise
+DEFAULT_API_KEY_ENV = "GATEWAY_API_KEY"
+DEFAULT_URL_ENV = "GATEWAY_UPSTREAM_URL"
+MIN_KEY_CHARS = 16
+KEY_FIX = ("export it, e.g. export GATEWAY_API_KEY=$(python3 -c "
+           "'import secrets; print(secrets.token_urlsafe(32))')")
+USER_HEADERS = {"name": "x-openwebui-user-name", "id": "x-openwebui-user-id"}
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 300.0  # Foundry queues concurrent requests: headers can wait long
+    idle: float = 60.0
+    total: float = 1800.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PerUser:
+    enabled: bool = False
+    header: str = "name"  # name | id
+    max_users: int = 20
+
+    @property
+    def header_name(self) -> str:
+        return USER_HEADERS[self.header]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    url: str  # no trailing slash; Foundry root, optionally + /catalogs/local
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    upstreams: tuple[Upstream, ...]
+    api_key: str = field(repr=False)
+    listen_addresses: tuple[str, ...] = (DEFAULT_LISTEN,)
+    metrics_require_key: bool = True
+    timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
+    models_cache_ttl: float = 1.0
+    per_user: PerUser = PerUser()
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.upstreams[0]
+
+
+_TOP_KEYS = ("listen_addresses", "api_key_env", "metrics_require_key", "upstreams", "timeouts",
+             "limits", "models_cache_ttl", "per_user")
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the config at ``path`` (see module docstring)."""
+    problems = Problems(str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}; check the --config path"]) from None
+    config = parse_config(load_yaml(text, problems), problems,
+                          dict(os.environ if environ is None else environ))
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    assert config is not None
+    return config
+
+
+def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | None:
+    if doc is None and p.lines:
+        return None
+    if not isinstance(doc, dict):
+        p.add("", f"expected a mapping at the top level, got {type_name(doc)}; "
+              "start with `upstreams:`")
+        return None
+    p.mapping(doc, "", _TOP_KEYS)
+    listen = _listen(doc, p)
+    key_env = p.string(doc, "api_key_env", "") or DEFAULT_API_KEY_ENV
+    api_key = _api_key(key_env, p, environ)
+    require = _boolean(doc, "metrics_require_key", "", True, p)
+    upstreams = _upstreams(doc, p, environ)
+    timeouts = _timeouts(doc.get("timeouts", {}), p)
+    limits = _limits(doc.get("limits", {}), p)
+    ttl = p.duration(doc, "models_cache_ttl", "", 1.0)
+    per_user = _per_user(doc.get("per_user", {}), p)
+    if api_key is None or not upstreams:
+        return None
+    return Config(tuple(upstreams), api_key, listen, require, timeouts, limits, ttl, per_user)
+
+
+def _api_key(var: str, p: Problems, environ: dict[str, str]) -> str | None:
+    value = environ.get(var, "")
+    if not value:
+        p.add("api_key_env", f"environment variable {var} is not set; {KEY_FIX.replace(DEFAULT_API_KEY_ENV, var)}")
+        return None
+    if len(value) < MIN_KEY_CHARS:
+        p.add("api_key_env", f"{var} is {len(value)} characters; use at least {MIN_KEY_CHARS} "
+              "(a generated key, not a password)")
+        return None
+    return value
+
+
+def _listen(doc: dict, p: Problems) -> tuple[str, ...]:
+    raw = doc.get("listen_addresses", [DEFAULT_LISTEN])
+    if not isinstance(raw, list) or not raw:
+        got = "an empty list" if raw == [] else type_name(raw)
+        p.add("listen_addresses", f"expected a non-empty list of host:port, got {got}; "
+              f"e.g. [{DEFAULT_LISTEN}]")
+        return (DEFAULT_LISTEN,)
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str) or not is_host_port(item):
+            p.add(f"listen_addresses[{i}]", f"{q(item)} is not IP:port; write it like {DEFAULT_LISTEN}")
+        elif item in out:
+            p.add(f"listen_addresses[{i}]", f"{q(item)} is listed twice; remove one")
+        else:
+            out.append(item)
+    return tuple(out) or (DEFAULT_LISTEN,)
+
+
+def is_host_port(value: str) -> bool:
+    """``IP:port`` (IPv6 in brackets) or ``localhost:port``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return False
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _boolean(node: dict, key: str, path: str, default: bool, p: Problems) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        p.add(f"{path}.{key}" if path else key, f"expected true or false, got {q(value)}")
+        return default
+    return value
+
+
+def _upstreams(doc: dict, p: Problems, environ: dict[str, str]) -> list[Upstream]:
+    if "upstreams" not in doc:
+        p.add("upstreams", "missing; list the Foundry Local server, e.g. "
+              "upstreams: [{name: foundry, url: http://127.0.0.1:52180}]")
+        return []
+    raw = doc["upstreams"]
+    if not isinstance(raw, list) or len(raw) != 1:
+        got = f"{len(raw)} entries" if isinstance(raw, list) else type_name(raw)
+        p.add("upstreams", f"expected a list with exactly one upstream, got {got}; "
+              "several upstreams are not supported yet")
+        return []
+    up = _upstream(raw[0], "upstreams[0]", p, environ)
+    return [up] if up is not None else []
+
+
+def _upstream(node: Any, path: str, p: Problems, environ: dict[str, str]) -> Upstream | None:
+    node = p.mapping(node, path, ("name", "url", "url_env", "api_key_env"))
+    if node is None:
+        return None
+    name = p.name(node, "name", path)
+    url_env = p.string(node, "url_env", path) or DEFAULT_URL_ENV
+    url, key = environ.get(url_env) or None, "url_env"
+    if url is None:
+        url, key = p.string(node, "url", path), "url"
+    if url is None:
+        if "url" not in node:
+            p.add(f"{path}.url", f"missing and {url_env} is not set; set url: "
+                  f"http://127.0.0.1:52180 or export {url_env}")
+        return None
+    url = _check_url(url, f"{path}.{key}", p)
+    api_key = None
+    if "api_key_env" in node:
+        api_key = p.env(node, "api_key_env", path, environ, "export it or remove api_key_env")
+    if name is None or url is None:
+        return None
+    return Upstream(name, url, api_key)
+
+
+def _check_url(url: str, path: str, p: Problems) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        p.add(path, f"{q(url)} is not an http URL; write it like http://127.0.0.1:52180 "
+              "(Foundry Local serves plain HTTP on loopback)")
+        return None
+    if parts.query or parts.fragment or parts.username or parts.password:
+        p.add(path, f"{q(url)} has a query, fragment or credentials; give the base URL only")
+        return None
+    if parts.path.rstrip("/").endswith("/v1"):
+        p.add(path, f"{q(url)} ends in /v1; give Foundry's root (+ /catalogs/local), "
+              "the gateway adds /v1")
+        return None
+    return url.rstrip("/")
+
+
+def _timeouts(node: Any, p: Problems) -> Timeouts:
+    node = p.mapping(node, "timeouts", ("connect", "first_byte", "idle", "total"))
+    if node is None:
+        return Timeouts()
+    d = Timeouts()
+    t = Timeouts(p.duration(node, "connect", "timeouts", d.connect),
+                 p.duration(node, "first_byte", "timeouts", d.first_byte),
+                 p.duration(node, "idle", "timeouts", d.idle),
+                 p.duration(node, "total", "timeouts", d.total))
+    if t.total < max(t.first_byte, t.idle):
+        p.add("timeouts.total", f"{t.total:g}s is shorter than first_byte or idle; raise it")
+    return t
+
+
+def _limits(node: Any, p: Problems) -> Limits:
+    node = p.mapping(node, "limits", ("max_request_bytes", "max_response_bytes"))
+    if node is None:
+        return Limits()
+    d = Limits()
+    return Limits(p.integer(node, "max_request_bytes", "limits", d.max_request_bytes, 1024, 1 << 30),
+                  p.integer(node, "max_response_bytes", "limits", d.max_response_bytes,
+                            1024, 1 << 34))
+
+
+def _per_user(node: Any, p: Problems) -> PerUser:
+    node = p.mapping(node, "per_user", ("enabled", "header", "max_users"))
+    if node is None:
+        return PerUser()
+    enabled = _boolean(node, "enabled", "per_user", False, p)
+    header = p.choice(node, "header", "per_user", tuple(USER_HEADERS), "header") \
+        if "header" in node else "name"
+    max_users = p.integer(node, "max_users", "per_user", 20, 1, 1000)
+    return PerUser(enabled, header or "name", max_users)

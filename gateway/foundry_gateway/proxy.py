@@ -1,0 +1,253 @@
+"""One request through the gateway: key, route, upstream exchange, metrics.
+
+The only module that combines I/O and measurement; its pieces are pure
+(``routes``, ``relay``, ``auth``) or thin (``upstream``, ``server``).
+Failures after the response head has gone out cannot change the status: the
+client then gets an SSE ``error`` event (what OpenAI clients raise as an
+APIError) and a properly terminated body, never a silently cut stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+
+import h11
+
+from .config import Config
+from .metrics import NONE
+from .models import ModelList, list_body, model_object
+from .recorder import Recorder
+from .relay import StreamRelay, usage_of
+from .routes import Route, route
+from .server import ClientConnection, ClientGone
+from .upstream import UpstreamClient, UpstreamError
+
+log = logging.getLogger(__name__)
+
+# Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the ones we set.
+_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
+        b"trailer", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
+        b"content-length"}
+_FORWARD_REQUEST = (b"content-type", b"accept", b"user-agent")
+_JSON = [(b"content-type", b"application/json")]
+_TIMEOUTS = {"connect_timeout", "header_timeout", "idle_timeout", "total_timeout"}
+CLIENT_CLOSED = 499  # nginx's code for "client closed the connection first"
+
+
+def error_doc(message: str, code: str, kind: str = "gateway_error") -> dict:
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def status_for(reason: str) -> int:
+    return 504 if reason in _TIMEOUTS else 502
+
+
+def key_matches(headers: list[tuple[bytes, bytes]], key: bytes) -> bool:
+    """Constant-time check of ``Authorization: Bearer <key>``."""
+    given = next((v for k, v in headers if k == b"authorization"), b"")
+    scheme, _, token = given.partition(b" ")
+    ok = hmac.compare_digest(token.strip(), key)
+    return ok and scheme.lower() == b"bearer"
+
+
+def response_headers(upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Upstream headers minus hop-by-hop ones, exact duplicates dropped (Foundry repeats some)."""
+    out: list[tuple[bytes, bytes]] = []
+    for pair in upstream:
+        if pair[0] not in _HOP and pair not in out:
+            out.append(pair)
+    return out
+
+
+class Gateway:
+    def __init__(self, config: Config, recorder: Recorder, client: UpstreamClient,
+                 models: ModelList) -> None:
+        self.config, self.rec, self.client, self.models = config, recorder, client, models
+        self.key = config.api_key.encode()
+        self.user_header = config.per_user.header_name.encode() if config.per_user.enabled else None
+
+    async def handle(self, out: ClientConnection, req: h11.Request, body: bytes,
+                     received: float) -> None:
+        method, target = req.method.decode("latin-1"), req.target.decode("latin-1")
+        r = route(method, target)
+        if r.name == "healthz":
+            await out.respond(200, [(b"content-type", b"text/plain")], b"ok\n")
+            return
+        if not (r.name == "metrics" and not self.config.metrics_require_key) \
+                and not key_matches(req.headers, self.key):
+            await self._refuse(out, Route("refused", 401, "missing or wrong API key; send "
+                                          "Authorization: Bearer <GATEWAY_API_KEY>"), received,
+                               [(b"www-authenticate", b"Bearer")])
+            return
+        if r.refused:
+            await self._refuse(out, r, received)
+        elif r.name == "metrics":
+            text = await asyncio.to_thread(self.rec.render)
+            await out.respond(200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+                              text)
+        elif r.name in ("models", "model"):
+            await self._models(out, r, received)
+        elif r.name == "loaded":
+            await self._loaded(out, target, received)
+        else:
+            await self._api(out, r.name, target, req.headers, body, received)
+
+    async def too_large(self, out: ClientConnection, _req: object) -> None:
+        limit = self.config.limits.max_request_bytes
+        await self._refuse(out, Route("refused", 413, f"request body over {limit} bytes"),
+                           time.monotonic())
+
+    async def _refuse(self, out: ClientConnection, r: Route, received: float,
+                      extra: list[tuple[bytes, bytes]] = ()) -> None:
+        kind = "authentication_error" if r.status == 401 else "invalid_request_error"
+        codes = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 413: "request_too_large"}
+        await out.respond_json(r.status, error_doc(r.message, codes[r.status], kind), extra)
+        self.rec.request("refused", NONE, r.status, None)
+
+    async def _upstream_failed(self, out: ClientConnection, exc: UpstreamError) -> int:
+        self.rec.upstream_error(exc.reason)
+        log.warning("upstream %s: %s", exc.reason, exc)
+        status = status_for(exc.reason)
+        await out.respond_json(status, error_doc(f"upstream: {exc}", exc.reason))
+        return status
+
+    # -- the gateway's own answers ----------------------------------------------
+    async def _models(self, out: ClientConnection, r: Route, received: float) -> None:
+        try:
+            models = await self.models.get()
+        except UpstreamError as exc:
+            code = await self._upstream_failed(out, exc)
+        else:
+            if r.name == "models":
+                code = 200
+                await out.respond(200, _JSON, list_body(models))
+            elif r.model_id in models:
+                code = 200
+                await out.respond_json(200, model_object(r.model_id))
+            else:
+                code = 404
+                await out.respond_json(404, error_doc(
+                    f"model {r.model_id!r} is not a loaded chat model", "model_not_found",
+                    "invalid_request_error"))
+        self.rec.request(r.name, NONE, code, time.monotonic() - received)
+
+    async def _loaded(self, out: ClientConnection, target: str, received: float) -> None:
+        code = 502
+        try:
+            exchange = await self.client.send("GET", self.client.target(target),
+                                              [(b"accept", b"application/json")])
+            try:
+                body = await exchange.read_all()
+            finally:
+                exchange.close()
+            code = exchange.status
+            await out.respond(code, response_headers(exchange.headers), body)
+        except UpstreamError as exc:
+            code = await self._upstream_failed(out, exc)
+        self.rec.request("loaded", NONE, code, time.monotonic() - received)
+
+    # -- chat and embeddings ------------------------------------------------------
+    async def _api(self, out: ClientConnection, name: str, target: str,
+                   headers: list[tuple[bytes, bytes]], body: bytes, received: float) -> None:
+        doc = _json_object(body)
+        requested = doc.get("model") if doc is not None and isinstance(doc.get("model"), str) else None
+        strip = False
+        if name == "chat" and doc is not None and doc.get("stream") is True:
+            opts = doc.get("stream_options")
+            if not (isinstance(opts, dict) and opts.get("include_usage") is True):
+                doc["stream_options"] = {**(opts if isinstance(opts, dict) else {}),
+                                         "include_usage": True}
+                body, strip = json.dumps(doc, separators=(",", ":")).encode(), True
+        user = None
+        if self.user_header is not None:
+            raw = next((v for k, v in headers if k == self.user_header), b"")
+            user = self.rec.user(raw.decode("utf-8", "replace").strip())
+        forward = [(k, v) for k, v in headers if k in _FORWARD_REQUEST]
+        self.rec.in_flight.inc()
+        model, code = self.rec.model(requested, requested in self.models.known), 502
+        try:
+            try:
+                exchange = await self.client.send("POST", self.client.target(target), forward, body)
+            except UpstreamError as exc:
+                code = await self._upstream_failed(out, exc)
+                return
+            try:
+                code, model = await self._answer(out, name, exchange, requested, strip,
+                                                 received, user)
+            finally:
+                exchange.close()
+        except ClientGone:
+            code = CLIENT_CLOSED
+        finally:
+            self.rec.in_flight.dec()
+            self.rec.request(name, model, code, time.monotonic() - received, user)
+
+    async def _answer(self, out: ClientConnection, name: str, exchange, requested: str | None,
+                      strip: bool, received: float, user: str | None) -> tuple[int, str]:
+        status = exchange.status
+        model = self.rec.model(requested, status < 400 or requested in self.models.known)
+        if 300 <= status < 400:
+            return await self._upstream_failed(out, UpstreamError(
+                "redirect", f"answered {status}; the gateway does not follow redirects")), model
+        if status >= 500:
+            self.rec.upstream_error("http_5xx")
+        if exchange.header(b"content-type").startswith(b"text/event-stream"):
+            return await self._stream(out, exchange, model, strip, received, user), model
+        try:
+            payload = await exchange.read_all()
+        except UpstreamError as exc:
+            return await self._upstream_failed(out, exc), model
+        await out.respond(status, response_headers(exchange.headers), payload)
+        if status == 200:
+            prompt, completion = usage_of(payload)
+            self.rec.tokens(model, prompt, completion, user)
+        return status, model
+
+    async def _stream(self, out: ClientConnection, exchange, model: str, strip: bool,
+                      received: float, user: str | None) -> int:
+        relay = StreamRelay(strip)
+        stats = relay.stats
+        gaps, generation = self.rec.stream_timing(model)
+        out.start(exchange.status, response_headers(exchange.headers))
+        code = exchange.status
+        try:
+            async for piece in exchange.body():
+                now = time.monotonic()
+                first = stats.first_content_at
+                data = relay.feed(piece, now)
+                if data:
+                    await out.send(data)
+                if first is None and stats.first_content_at is not None:
+                    self.rec.ttft(model, now - received)
+                for gap in stats.gaps:
+                    gaps.observe(gap)
+                stats.gaps.clear()
+            tail = relay.flush()
+            if tail:
+                await out.send(tail)
+        except UpstreamError as exc:
+            self.rec.upstream_error(exc.reason)
+            log.warning("upstream %s mid-stream: %s", exc.reason, exc)
+            code = status_for(exc.reason)
+            event = json.dumps(error_doc(f"upstream: {exc}", exc.reason))
+            await out.send(f"data: {event}\n\n".encode())
+        out.end()
+        if stats.first_content_at is not None:
+            generation.inc(time.monotonic() - stats.first_content_at)
+        if stats.invalid_events:
+            self.rec.upstream_error("invalid_sse")
+        self.rec.tokens(model, stats.prompt_tokens, stats.completion_tokens, user)
+        return code
+
+
+def _json_object(body: bytes) -> dict | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -1,0 +1,121 @@
+"""The only writer of the gateway's metrics: instruments built from ``metrics.METRICS``.
+
+Instruments live in the gateway's own registry (never the global one), are
+created once at start-up, and are only touched from the event loop thread;
+the scrape renders them in a worker thread (prometheus_client's instruments
+are lock-protected). Label values are bounded here (see ``metrics``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client.exposition import generate_latest
+
+from . import __version__
+from .metrics import (
+    DURATION_BUCKETS,
+    INTER_TOKEN_BUCKETS,
+    MAX_LABEL_CHARS,
+    MAX_MODELS,
+    METRICS,
+    NONE,
+    OTHER,
+    UNKNOWN_USER,
+    UPSTREAM_ERROR_REASONS,
+    metric,
+)
+
+_BUCKETS = {"inter_token_seconds": INTER_TOKEN_BUCKETS}
+
+
+class BoundedLabel:
+    """The first ``limit`` distinct values keep their name; later ones become ``other``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str, admit: bool = True) -> str:
+        value = value[:MAX_LABEL_CHARS]
+        if value in self.seen:
+            return value
+        if admit and len(self.seen) < self.limit:
+            self.seen.add(value)
+            return value
+        return OTHER
+
+
+def _build(registry: CollectorRegistry) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for m in METRICS:
+        short = m.name.removeprefix("foundry_gateway_")
+        kw = {"name": m.name, "documentation": m.help, "labelnames": m.labels,
+              "registry": registry}
+        if m.type == "counter":
+            out[short] = Counter(**kw)
+        elif m.type == "gauge":
+            out[short] = Gauge(**kw)
+        elif m.type == "histogram":
+            out[short] = Histogram(buckets=_BUCKETS.get(short, DURATION_BUCKETS), **kw)
+        elif m.type == "info":  # the declared labels are the info's keys
+            out[short] = Info(**{**kw, "labelnames": ()})
+    return out
+
+
+class Recorder:
+    def __init__(self, max_users: int = 20) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.m = _build(self.registry)
+        self.m["build"].info({"version": __version__})
+        self._models = BoundedLabel(MAX_MODELS)
+        self._users = BoundedLabel(max_users)
+        for reason in UPSTREAM_ERROR_REASONS:  # every reason exported from the start (0)
+            self.m["upstream_errors"].labels(reason)
+        assert set(self.m) == {m.name.removeprefix("foundry_gateway_") for m in METRICS}
+        assert metric("requests").type == "counter"
+
+    # -- labels --------------------------------------------------------------
+    def model(self, requested: str | None, known: bool) -> str:
+        """A bounded model label: ``known`` = the upstream served or lists it."""
+        if not requested:
+            return NONE
+        return self._models(requested, admit=known)
+
+    def user(self, value: str | None) -> str:
+        return self._users(value) if value else UNKNOWN_USER
+
+    # -- events --------------------------------------------------------------
+    def request(self, route: str, model: str, code: int, seconds: float | None,
+                user: str | None = None) -> None:
+        self.m["requests"].labels(route, model, str(code)).inc()
+        if seconds is not None:
+            self.m["request_duration_seconds"].labels(route, model).observe(seconds)
+        if user is not None:
+            self.m["user_requests"].labels(user, model).inc()
+
+    def tokens(self, model: str, prompt: int | None, completion: int | None,
+               user: str | None = None) -> None:
+        for kind, n in (("prompt", prompt), ("completion", completion)):
+            if n:
+                self.m["tokens"].labels(model, kind).inc(n)
+                if user is not None:
+                    self.m["user_tokens"].labels(user, model, kind).inc(n)
+
+    def ttft(self, model: str, seconds: float) -> None:
+        self.m["time_to_first_token_seconds"].labels(model).observe(seconds)
+
+    def stream_timing(self, model: str) -> tuple[Histogram, Counter]:
+        """(inter-token histogram child, generation-seconds counter child) for one stream."""
+        return (self.m["inter_token_seconds"].labels(model),
+                self.m["generation_seconds"].labels(model))
+
+    def upstream_error(self, reason: str) -> None:
+        self.m["upstream_errors"].labels(reason).inc()
+
+    @property
+    def in_flight(self) -> Gauge:
+        return self.m["in_flight_requests"]
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,146 @@
+"""What the gateway learns from a chat stream, and what it passes on. Pure.
+
+``StreamRelay.feed(bytes, now)`` returns the bytes to send to the client. It
+forwards complete SSE events only (a partial event waits for its end, which
+Foundry writes in the same segment), so it can drop exactly one event: the
+usage-only chunk (``"choices": []`` + ``usage``) that the gateway asked for
+when the client did not. Every other byte goes through unchanged, so the
+client's body is byte-identical to a direct call.
+
+Event framing and chunk interpretation are the exporter's (``SSEDecoder``,
+``parse_chunk``): one definition of "a chunk carrying content" in the stack.
+Memory is bounded by the caller's response cap (an event never completes ->
+the cap trips).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from foundry_exporter.sse import DONE, SSEDecoder, parse_chunk
+
+_SEPARATORS = (b"\n\n", b"\r\n\r\n")
+
+
+@dataclass
+class StreamStats:
+    first_content_at: float | None = None
+    last_content_at: float | None = None
+    gaps: list[float] = field(default_factory=list)  # drained by the caller after each feed
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    invalid_events: int = 0
+    done: bool = False
+
+
+class StreamRelay:
+    """Feed upstream body bytes in order; get back what the client must receive."""
+
+    def __init__(self, strip_usage: bool) -> None:
+        self.strip_usage = strip_usage
+        self.stats = StreamStats()
+        self._pending = b""
+        self._decoder = SSEDecoder()
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        buf = self._pending + data if self._pending else data
+        cut = _last_boundary(buf)
+        if cut == 0:
+            self._pending = buf
+            return b""
+        complete, self._pending = buf[:cut], buf[cut:]
+        return self._observe(complete, now)
+
+    def flush(self) -> bytes:
+        """Whatever incomplete tail is left when the upstream ends the body."""
+        tail, self._pending = self._pending, b""
+        return tail
+
+    def _observe(self, complete: bytes, now: float) -> bytes:
+        if not (self.strip_usage and b'"usage"' in complete):
+            contents, _ = self._read(self._decoder.feed(complete))
+            self._timestamps(contents, now)
+            return complete
+        # Rare path (once per stream): find the usage-only event and leave it out.
+        keep: list[bytes] = []
+        total = 0
+        for raw in _split(complete):
+            contents, usage_only = self._read(self._decoder.feed(raw))
+            total += contents
+            if not usage_only:
+                keep.append(raw)
+        self._timestamps(total, now)
+        return b"".join(keep)
+
+    def _read(self, datas: list[str]) -> tuple[int, bool]:
+        """(content chunks, whether a usage-only chunk was among them)."""
+        contents, usage_only = 0, False
+        for data in datas:
+            if data == DONE:
+                self.stats.done = True
+                continue
+            try:
+                chunk = parse_chunk(data)
+            except ValueError:
+                self.stats.invalid_events += 1
+                continue
+            contents += chunk.has_content
+            if chunk.completion_tokens is not None:
+                usage_only = self._usage(data) or usage_only
+        return contents, usage_only
+
+    def _timestamps(self, contents: int, now: float) -> None:
+        st = self.stats
+        if not contents:
+            return
+        if st.first_content_at is None:
+            st.first_content_at = st.last_content_at = now
+            contents -= 1
+        if contents and st.last_content_at is not None:
+            st.gaps.extend([(now - st.last_content_at) / contents] * contents)
+            st.last_content_at = now
+
+    def _usage(self, data: str) -> bool:
+        """Record the usage block; True when this event carries usage and no choices."""
+        obj = json.loads(data)
+        usage = obj.get("usage") or {}
+        self.stats.prompt_tokens = _int(usage.get("prompt_tokens"))
+        self.stats.completion_tokens = _int(usage.get("completion_tokens"))
+        return not obj.get("choices")
+
+
+def _last_boundary(buf: bytes) -> int:
+    """Index just past the last complete event in ``buf`` (0: none)."""
+    return max((i + len(sep) for sep in _SEPARATORS if (i := buf.rfind(sep)) >= 0), default=0)
+
+
+def _split(complete: bytes) -> list[bytes]:
+    """Complete events, each with its own trailing separator (bytes preserved)."""
+    out: list[bytes] = []
+    start = 0
+    while start < len(complete):
+        ends = [(i, len(sep)) for sep in _SEPARATORS if (i := complete.find(sep, start)) >= 0]
+        if not ends:
+            out.append(complete[start:])
+            break
+        i, n = min(ends)
+        out.append(complete[start:i + n])
+        start = i + n
+    return out
+
+
+def usage_of(body: bytes) -> tuple[int | None, int | None]:
+    """(prompt, completion) tokens of a non-streamed JSON answer; (None, None) if absent."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None, None
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    if not isinstance(usage, dict):
+        return None, None
+    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
