@@ -1,0 +1,171 @@
+"""Benchmark: the gateway next to direct-to-Foundry, side by side in one run.
+
+    python perf/gateway.py [--runs 200] [--max-tokens 128] [--concurrency 30]
+                           [--soak 10000] [--foundry-url URL --model ID]
+
+Without --foundry-url it starts the stack's embedded Foundry Local (the real
+runtime) serving the tiny test model from tests/fixtures/tiny-model. The
+gateway runs as a real process (``python -m foundry_gateway``). Requests
+alternate direct / gateway, each on a fresh connection read by a raw socket
+(perf/gateway_rawclient.py), and the table shows TTFT p50/p95, decode rate and
+the ratios the issue asks for (TTFT overhead <= 1 ms p50, decode >= 98 %).
+Then: --concurrency streams at once through the gateway (none may be lost),
+and the gateway's RSS over --soak requests. Numbers, not asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_rawclient import StreamTiming, chat_request, stream_chat
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = REPO / "tests" / "fixtures" / "tiny-model"
+PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def start_foundry(state_dir: Path) -> tuple[str, str]:
+    from stackctl.foundry import serve
+
+    st = serve(state_dir, port=free_port(), model_path=str(TINY_MODEL), name="tiny-chat")
+    return st.root_url + "/catalogs/local", st.model_id
+
+
+def start_gateway(upstream: str, workdir: Path, key: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    config = workdir / "gateway.yml"
+    config.write_text(f"upstreams:\n  - name: foundry\n    url: {upstream}\n", encoding="utf-8")
+    env = {**os.environ, "GATEWAY_API_KEY": key}
+    proc = subprocess.Popen([sys.executable, "-m", "foundry_gateway", "--config", str(config),
+                             "--listen-address", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+                            env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 200"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.05)  # polling a condition (the port answering) with a deadline
+    proc.kill()
+    raise SystemExit("the gateway did not answer /healthz within 20 s")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def summary(name: str, runs: list[StreamTiming]) -> dict:
+    ttfts = [r.ttft * 1000 for r in runs if r.ttft is not None]
+    rates = [r.decode_rate for r in runs if r.decode_rate]
+    return {"name": name, "n": len(runs), "ttft_p50": pct(ttfts, 0.5), "ttft_p95": pct(ttfts, 0.95),
+            "rate": statistics.median(rates), "ok": sum(r.status == 200 and r.done for r in runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=200, help="streams per side (default %(default)s)")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--concurrency", type=int, default=30)
+    ap.add_argument("--soak", type=int, default=2000, help="requests for the RSS check (0: skip)")
+    ap.add_argument("--foundry-url", help="Foundry root (+ /catalogs/local); default: start one")
+    ap.add_argument("--model", help="model id (with --foundry-url)")
+    args = ap.parse_args(argv)
+
+    key = secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory(prefix="perf-gateway-") as tmp:
+        work = Path(tmp)
+        started = args.foundry_url is None
+        upstream, model = (args.foundry_url.rstrip("/"), args.model) if not started \
+            else start_foundry(work / "foundry")
+        gw, gw_port = start_gateway(upstream, work, key)
+        try:
+            return run(args, upstream, model, gw, gw_port, key)
+        finally:
+            gw.terminate()
+            gw.wait(10)
+            if started:
+                from stackctl.foundry import stop
+
+                stop(work / "foundry")
+
+
+def run(args, upstream: str, model: str, gw: subprocess.Popen, gw_port: int, key: str) -> int:
+    up = urlsplit(upstream)
+    body = {"model": model, "messages": PROMPT, "max_tokens": args.max_tokens, "stream": True,
+            "temperature": 0}
+    direct_req = chat_request(up.hostname, up.port, up.path + "/v1/chat/completions", body)
+    gw_req = chat_request("127.0.0.1", gw_port, "/v1/chat/completions", body, key)
+
+    def direct() -> StreamTiming:
+        return stream_chat(up.hostname, up.port, direct_req)
+
+    def gateway() -> StreamTiming:
+        return stream_chat("127.0.0.1", gw_port, gw_req)
+
+    for _ in range(10):  # warm both paths (model, page cache, the gateway's imports)
+        direct(), gateway()
+    d_runs, g_runs = [], []
+    for _ in range(args.runs):
+        d_runs.append(direct())
+        g_runs.append(gateway())
+    d, g = summary("direct", d_runs), summary("gateway", g_runs)
+    print(f"model {model}, {args.runs} streams per side, max_tokens {args.max_tokens}, "
+          "fresh connection per request, raw-socket reader\n")
+    print(f"{'path':<10}{'ok':>6}{'TTFT p50 ms':>14}{'TTFT p95 ms':>14}{'decode tok/s':>15}")
+    for s in (d, g):
+        print(f"{s['name']:<10}{s['ok']:>6}{s['ttft_p50']:>14.2f}{s['ttft_p95']:>14.2f}{s['rate']:>15.0f}")
+    print(f"\nTTFT overhead p50 {g['ttft_p50'] - d['ttft_p50']:+.2f} ms (target <= 1 ms), "
+          f"p95 {g['ttft_p95'] - d['ttft_p95']:+.2f} ms; decode rate ratio "
+          f"{100 * g['rate'] / d['rate']:.1f} % (target >= 98 %)")
+
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        results = list(pool.map(lambda _: gateway(), range(args.concurrency)))
+    lost = sum(not (r.status == 200 and r.done and r.content_chunks > 0) for r in results)
+    print(f"\n{args.concurrency} concurrent streams through the gateway: "
+          f"{args.concurrency - lost} complete, {lost} lost")
+
+    if args.soak:
+        small = chat_request("127.0.0.1", gw_port, "/v1/chat/completions",
+                             {**body, "max_tokens": 4}, key)
+        marks = []
+        for i in range(args.soak):
+            stream_chat("127.0.0.1", gw_port, small)
+            if i % max(1, args.soak // 10) == 0 or i == args.soak - 1:
+                marks.append((i + 1, rss_mb(gw.pid)))
+        print(f"\ngateway RSS over {args.soak} requests (MB): "
+              + ", ".join(f"{n}:{mb:.1f}" for n, mb in marks))
+        half = marks[len(marks) // 2][1]
+        print(f"growth over the second half: {marks[-1][1] - half:+.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
