@@ -14,8 +14,8 @@ import sys
 
 from invoke import Collection, Exit, task
 
+from stackctl.console import Reporter
 from stackctl.errors import StackError
-from stackctl.report import Reporter
 
 R = Reporter()
 
@@ -42,7 +42,7 @@ def _edge(fn):
 @_edge
 def up(c, model=None, model_path=None, timeout=300):
     """Start the stack (creates .env, finds or serves Foundry Local, waits for health)."""
-    from stackctl.up import up as do_up
+    from stackctl.lifecycle.up import up as do_up
 
     res = do_up(model=model, model_path=model_path, timeout=float(timeout), reporter=R)
     R.info()
@@ -61,7 +61,7 @@ def up(c, model=None, model_path=None, timeout=300):
 @_edge
 def down(c, volumes=False, yes=False, keep_foundry=False):
     """Stop the stack; data volumes are kept unless --volumes."""
-    from stackctl.ops import down as do_down
+    from stackctl.lifecycle.ops import down as do_down
 
     if volumes and not yes:
         if not sys.stdin.isatty():
@@ -78,8 +78,8 @@ def down(c, volumes=False, yes=False, keep_foundry=False):
 @_edge
 def status(c):
     """Services, health, URLs, the Foundry endpoint and its loaded models."""
-    from stackctl.ops import status as do_status
-    from stackctl.views import status_table
+    from stackctl.console import status_table
+    from stackctl.lifecycle.ops import status as do_status
 
     rep = do_status()
     R.console.print(status_table(rep))
@@ -92,7 +92,7 @@ def status(c):
 @_edge
 def logs(c, service=None, follow=False, tail=200):
     """Show the stack's logs."""
-    from stackctl.ops import logs as do_logs
+    from stackctl.lifecycle.ops import logs as do_logs
 
     raise Exit(code=do_logs(service, follow=follow, tail=int(tail)))
 
@@ -101,8 +101,8 @@ def logs(c, service=None, follow=False, tail=200):
 @_edge
 def doctor(c, json=False):
     """Run the troubleshooting checks; each finding comes with its fix."""
-    from stackctl.doctor import run_doctor
-    from stackctl.views import doctor_lines
+    from stackctl.checks.doctor import run_doctor
+    from stackctl.console import doctor_lines
 
     findings = run_doctor()
     if json:
@@ -123,8 +123,8 @@ def smoke(c, json=False, browser=False, screenshot=None):
     """Check the whole path end to end: Foundry, Open WebUI, chat, exporter, Prometheus, Grafana."""
     from pathlib import Path
 
-    from stackctl.context import load_stack
-    from stackctl.smoke import Options, render, run_smoke
+    from stackctl.checks.smoke import Options, render, run_smoke
+    from stackctl.config.stack import load_stack
 
     report = run_smoke(load_stack(), Options(browser=browser, screenshot=Path(screenshot) if screenshot else None))
     if json:
@@ -145,7 +145,7 @@ def backup(c, include_metrics=False, out=None, timeout=300):
     """Back up Open WebUI's data (chats, users, settings) into a timestamped .tar.gz (mode 0600)."""
     from pathlib import Path
 
-    from stackctl.backup import backup as do_backup
+    from stackctl.day2.backup import backup as do_backup
 
     res = do_backup(include_metrics=include_metrics, out_dir=Path(out) if out else None,
                     timeout=float(timeout), reporter=R)
@@ -161,8 +161,8 @@ def restore(c, file, yes=False):
     """Restore a backup (verified first; the current data is kept if anything fails)."""
     from pathlib import Path
 
-    from stackctl.restore import restore as do_restore
-    from stackctl.up import up as do_up
+    from stackctl.day2.restore import restore as do_restore
+    from stackctl.lifecycle.up import up as do_up
 
     def confirm(m) -> bool:
         if yes:
@@ -185,7 +185,7 @@ def upgrade(c, to=None, out=None, timeout=300):
     """Back up, move OPENWEBUI_IMAGE, bring the stack up, run smoke; roll back on failure."""
     from pathlib import Path
 
-    from stackctl.upgrade import upgrade as do_upgrade
+    from stackctl.day2.upgrade import upgrade as do_upgrade
 
     res = do_upgrade(to=to, out_dir=Path(out) if out else None, timeout=float(timeout), reporter=R)
     if not res.changed:
@@ -197,7 +197,7 @@ def upgrade(c, to=None, out=None, timeout=300):
 
 @task(help={"models": "Comma-separated model ids (default: the chat models Foundry Local has loaded).",
             "models-file": "YAML/text file listing model ids (instead of --models).",
-            "prompts-file": "Prompt set YAML (default: stackctl/bench_prompts.yaml).",
+            "prompts-file": "Prompt set YAML (default: stackctl/bench/prompts.yaml).",
             "rounds": "Measured rounds per prompt (after one warm-up round).",
             "through-openwebui": "Also measure through Open WebUI's API (proxy overhead).",
             "out": "Output folder (default: bench-results/<timestamp>).",
@@ -208,7 +208,7 @@ def bench(c, models=None, models_file=None, prompts_file=None, rounds=3, through
     """Benchmark Foundry Local models: latency, TTFT, tokens/s; JSON, CSV, Markdown and a PNG chart."""
     from pathlib import Path
 
-    from stackctl.bench import BenchOptions, run_bench
+    from stackctl.bench.run import BenchOptions, run_bench
 
     res = run_bench(BenchOptions(
         models=models, models_file=Path(models_file) if models_file else None,
@@ -265,7 +265,7 @@ def dashboards(c):
 
 ns = Collection(up, down, status, logs, doctor, smoke, backup, restore, upgrade, bench, test, lint, dashboards)
 
-from stackctl.foundry.tasks import ns as foundry_ns  # noqa: E402 - after the local tasks
+from stackctl.cli.foundry import ns as foundry_ns
 
 ns.add_collection(foundry_ns, name="foundry")
 

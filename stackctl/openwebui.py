@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from .errors import StackError
+from stackctl.errors import StackError
 
 TOKEN_FILE = "openwebui-token"
 

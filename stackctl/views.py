@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .doctor import Finding
-from .ops import StatusReport
+from stackctl.checks.doctor import Finding
+from stackctl.lifecycle.ops import StatusReport
 
 _MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "error": "[red]✗[/]"}
 

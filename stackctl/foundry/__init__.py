@@ -11,10 +11,10 @@ The SDK is imported lazily: everything but the server process works without it.
 
 from __future__ import annotations
 
-from .discovery import Discovery, discover
-from .lifecycle import ServerStatus, StopResult, serve, status, stop
-from .state import ServerState
-from .urls import container_url, openai_base, root_url
+from stackctl.foundry.discovery import Discovery, discover
+from stackctl.foundry.lifecycle import ServerStatus, StopResult, serve, status, stop
+from stackctl.foundry.state import ServerState
+from stackctl.foundry.urls import container_url, openai_base, root_url
 
 __all__ = [
     "Discovery",

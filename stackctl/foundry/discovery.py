@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
-from . import state as state_mod
-from .paths import FoundryPaths
-from .urls import first_url, models_prefix, openai_base, root_url
+from stackctl.foundry import state as state_mod
+from stackctl.foundry.paths import FoundryPaths
+from stackctl.foundry.urls import first_url, models_prefix, openai_base, root_url
 
 SDK = "sdk"
 CLASSIC = "classic"

@@ -36,15 +36,15 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import StackError, UsageError
-from . import bridge, discovery, runtime
-from . import state as state_mod
-from .events import ERROR, READY, STAGE, Event, decode
-from .model_spec import resolve
-from .paths import FoundryPaths
-from .state import ServerState
+from stackctl.config.stack import ROOT
+from stackctl.errors import StackError, UsageError
+from stackctl.foundry import bridge, discovery, runtime
+from stackctl.foundry import state as state_mod
+from stackctl.foundry.events import ERROR, READY, STAGE, Event, decode
+from stackctl.foundry.model_spec import resolve
+from stackctl.foundry.paths import FoundryPaths
+from stackctl.foundry.state import ServerState
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0  # longest silence allowed during start-up (downloads report progress)
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
@@ -192,7 +192,7 @@ def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_e
             "--status-fd", str(write_fd), "--detach"]
     for h in hosts:
         argv += ["--host", h]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     with open(paths.log_file, "ab") as log:
         log.write(f"\n=== foundry.serve {datetime.now(UTC).isoformat(timespec='seconds')}: {' '.join(argv[1:])}\n".encode())
         log.flush()

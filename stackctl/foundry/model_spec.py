@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from stackctl.errors import UsageError
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 

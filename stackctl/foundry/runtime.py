@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StackError, UsageError
-from .model_spec import ModelSpec
-from .paths import FoundryPaths
+from stackctl.errors import StackError, UsageError
+from stackctl.foundry.model_spec import ModelSpec
+from stackctl.foundry.paths import FoundryPaths
 
 APP_NAME = "foundry-local-chat-stack"
 INSTALL_HINT = "pip install 'foundry-local-chat-stack[foundry]'"

@@ -27,13 +27,13 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import StackError
-from . import catalog_stub, runtime
-from . import state as state_mod
-from .events import ERROR, PROGRESS, READY, STAGE, Event
-from .model_spec import ModelSpec
-from .paths import FoundryPaths
-from .urls import bind_urls, openai_base
+from stackctl.errors import StackError
+from stackctl.foundry import catalog_stub, runtime
+from stackctl.foundry import state as state_mod
+from stackctl.foundry.events import ERROR, PROGRESS, READY, STAGE, Event
+from stackctl.foundry.model_spec import ModelSpec
+from stackctl.foundry.paths import FoundryPaths
+from stackctl.foundry.urls import bind_urls, openai_base
 
 log = logging.getLogger("stackctl.foundry.server")
 STOP_DEADLINE_S = 8.0

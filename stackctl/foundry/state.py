@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .paths import FoundryPaths
+from stackctl.foundry.paths import FoundryPaths
 
 STATE_VERSION = 1
 SERVER_MODULE = "stackctl.foundry.server"  # what the server process runs (python -m …)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import docker
 import httpx
 
-from stackctl import engine, openwebui
+from stackctl import openwebui
+from stackctl.docker import engine
 from tests.plugins.common import wait_for
 
 

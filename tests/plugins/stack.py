@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import envfile
+from stackctl.config import envfile
 
 from .common import FIXTURES, REPO, free_ports
 

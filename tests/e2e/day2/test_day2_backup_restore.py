@@ -17,8 +17,9 @@ import tarfile
 import docker
 import pytest
 
-from stackctl import engine, openwebui
-from stackctl.day2_archive import verify
+from stackctl import openwebui
+from stackctl.day2.archive import verify
+from stackctl.docker import engine
 from tests.plugins.common import wait_for
 from tests.plugins.stack import STACK_MODEL_ID
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackctl.settings import BY_KEY
+from stackctl.config.settings import BY_KEY
 
 Progress = Callable[[str], None]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours RUN's stderr

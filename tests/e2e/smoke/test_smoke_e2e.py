@@ -17,9 +17,11 @@ import time
 import httpx
 import pytest
 
-from stackctl import envfile, foundry_link, openwebui
-from stackctl.context import Stack
-from stackctl.smoke import DEFAULT_SCREENSHOT
+from stackctl import openwebui
+from stackctl.checks.smoke import DEFAULT_SCREENSHOT
+from stackctl.config import envfile
+from stackctl.config.stack import Stack
+from stackctl.foundry import view as foundry_link
 from tests.plugins.common import REPO, free_port
 from tests.plugins.stack import INVOKE
 

@@ -16,7 +16,7 @@ import docker
 import httpx
 import pytest
 
-from stackctl import engine
+from stackctl.docker import engine
 from tests.e2e.helpers import assert_chat_kept, create_chat, signin, states, wait_for
 from tests.plugins.stack import STACK_MODEL_ID
 
@@ -134,7 +134,7 @@ def test_chat_survives_sigkill_of_open_webui_main_process(e2e_stack, chat):
 
 def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, chat):
     assert e2e_stack.invoke("foundry.stop").returncode == 0
-    from stackctl import envfile
+    from stackctl.config import envfile
     from tests.plugins.common import free_port
 
     new_port = str(free_port())

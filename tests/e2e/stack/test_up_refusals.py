@@ -8,7 +8,7 @@ import socket
 import docker
 import pytest
 
-from stackctl import engine
+from stackctl.docker import engine
 from tests.plugins.stack import E2EStack, write_env
 
 

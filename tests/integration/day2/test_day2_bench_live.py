@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from stackctl.bench import BenchOptions, run_bench
-from stackctl.report import Reporter
+from stackctl.bench.run import BenchOptions, run_bench
+from stackctl.console import Reporter
 
 
 @pytest.fixture(scope="module")

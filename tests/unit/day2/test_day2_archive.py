@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from stackctl.day2_archive import (
+from stackctl.day2.archive import (
     FORMAT,
     ArchiveError,
     ArchiveWriter,

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from stackctl.bench_client import Target, measure, parse_sse_line, request_body
+from stackctl.bench.client import Target, measure, parse_sse_line, request_body
 
 T = Target("direct", "http://fake/v1/chat/completions", {})
 

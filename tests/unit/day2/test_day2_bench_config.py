@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from stackctl.bench_config import DEFAULT_PROMPTS, load_prompts, resolve_models
+from stackctl.bench.config import DEFAULT_PROMPTS, load_prompts, resolve_models
 from stackctl.errors import UsageError
 
 
@@ -92,7 +92,7 @@ def test_models_option_errors(tmp_path):
 
 
 def test_bench_options_are_checked_before_any_request():
-    from stackctl.bench import BenchOptions, run_bench
+    from stackctl.bench.run import BenchOptions, run_bench
 
     with pytest.raises(UsageError, match=r"^--rounds must be at least 1, got 0$"):
         run_bench(BenchOptions(rounds=0, base_url="http://x/v1", models="m"))

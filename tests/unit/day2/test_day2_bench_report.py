@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stackctl.bench import summary
-from stackctl.bench_report import overheads, to_csv, to_markdown
-from stackctl.bench_stats import Sample, summarize
+from stackctl.bench.report import overheads, to_csv, to_markdown
+from stackctl.bench.run import summary
+from stackctl.bench.stats import Sample, summarize
 
 META = {"created_at": "2026-01-01T00:00:00Z", "base_url": "http://x/v1", "prompts": "p.yaml",
         "prompt_count": 1, "rounds": 2}

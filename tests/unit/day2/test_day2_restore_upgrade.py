@@ -8,13 +8,13 @@ import stat
 
 import pytest
 
-from stackctl import envfile
-from stackctl.day2_archive import Manifest
-from stackctl.day2_version import ImageVersion, is_newer, parse_probe, parse_version
-from stackctl.engine import ServiceState
+from stackctl.config import envfile
+from stackctl.day2.archive import Manifest
+from stackctl.day2.restore import refuse_if_newer, staged_verdict, swap_script
+from stackctl.day2.upgrade import no_crashloop, resolve_target, set_image
+from stackctl.day2.version import ImageVersion, is_newer, parse_probe, parse_version
+from stackctl.docker.engine import ServiceState
 from stackctl.errors import StackError
-from stackctl.restore import refuse_if_newer, staged_verdict, swap_script
-from stackctl.upgrade import no_crashloop, resolve_target, set_image
 
 IMG = ImageVersion("owui:test", "0.12.4", frozenset({"aaa111", "bbb222"}))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl.bench_stats import Sample, mean, overhead_ratio, percentile, summarize
+from stackctl.bench.stats import Sample, mean, overhead_ratio, percentile, summarize
 
 
 def test_percentile_interpolates_between_closest_ranks():

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from smoke_fakes import PORTS, FakeStack, view
 
-from stackctl import envfile
-from stackctl.context import ROOT, Stack
-from stackctl.foundry_link import FoundryView
-from stackctl.smoke_checks import Ctx
+from stackctl.checks.chat import Ctx
+from stackctl.config import envfile
+from stackctl.config.stack import ROOT, Stack
+from stackctl.foundry.view import FoundryView
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from stackctl.foundry_link import FoundryView
+from stackctl.foundry.view import FoundryView
 
 MODEL = "tiny-chat-generic-cpu:1"
 FOUNDRY = "http://127.0.0.1:52180"

@@ -7,8 +7,9 @@ from __future__ import annotations
 import httpx
 from smoke_fakes import CONTAINER_OPENAI, MODEL, sse, view
 
-from stackctl import smoke, smoke_checks
-from stackctl.smoke import FAIL, OK, SKIP
+from stackctl.checks import chat as smoke_checks
+from stackctl.checks import smoke
+from stackctl.checks.smoke import FAIL, OK, SKIP
 
 
 def run(ctx):

@@ -6,9 +6,10 @@ import httpx
 import pytest
 from smoke_fakes import metrics, targets
 
-from stackctl import smoke, smoke_observe
-from stackctl.context import ROOT
-from stackctl.smoke import FAIL, OK, SKIP, Failed
+from stackctl.checks import observe as smoke_observe
+from stackctl.checks import smoke
+from stackctl.checks.smoke import FAIL, OK, SKIP, Failed
+from stackctl.config.stack import ROOT
 
 NOW = 1_000_000.0
 

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from stackctl import browser, smoke
-from stackctl.smoke import FAIL, OK, SKIP, Check, Failed, Result, Skipped
+from stackctl.checks import browser, smoke
+from stackctl.checks.smoke import FAIL, OK, SKIP, Check, Failed, Result, Skipped
 
 
 def _ok(ctx):
@@ -94,7 +94,7 @@ def test_json_report_is_machine_readable():
 def test_whole_run_against_fakes_lists_every_check_in_the_issue_order(stack, fake, monkeypatch):
     from smoke_fakes import view
 
-    from stackctl import foundry_link
+    from stackctl.foundry import view as foundry_link
 
     monkeypatch.setattr(foundry_link, "current", lambda s: (view(), None))
     rep = smoke.run_smoke(stack, http=httpx.Client(transport=httpx.MockTransport(fake)))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl import envfile
-from stackctl.settings import BY_KEY, SERVICES
+from stackctl.config import envfile
+from stackctl.config.settings import BY_KEY, SERVICES
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "compose.yaml"

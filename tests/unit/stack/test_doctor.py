@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl import doctor, envfile
-from stackctl.context import load_stack
+from stackctl.checks import doctor
+from stackctl.config import envfile
+from stackctl.config.stack import load_stack
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import stat
 
 import pytest
 
-from stackctl import envfile
+from stackctl.config import envfile
+from stackctl.config.settings import SECRET_KEYS, SETTINGS
 from stackctl.errors import UsageError
-from stackctl.settings import SECRET_KEYS, SETTINGS
 
 
 def mode(p):

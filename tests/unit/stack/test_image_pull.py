@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from stackctl import images
+from stackctl.console import Reporter
+from stackctl.docker import images
 from stackctl.errors import StackError
-from stackctl.report import Reporter
 
 
 def test_progress_sums_layers_and_completes_them():

@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stackctl import compose, health, openwebui
-from stackctl.context import Stack
-from stackctl.engine import ServiceState
+from stackctl import openwebui
+from stackctl.config.stack import Stack
+from stackctl.docker import compose, health
+from stackctl.docker.engine import ServiceState
 from stackctl.errors import StackError
 
 URL = "http://host.docker.internal:52180/catalogs/local/v1"

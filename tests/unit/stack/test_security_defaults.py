@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from stackctl import foundry_link
-from stackctl.context import Stack
+from stackctl.config.stack import Stack
 from stackctl.foundry import state as state_mod
+from stackctl.foundry import view as foundry_link
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import ServerState
 

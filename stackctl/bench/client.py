@@ -1,0 +1,110 @@
+"""One streamed chat completion, timed: the only HTTP in `invoke bench`.
+
+The request is the same everywhere (temperature 0, ``stream: true``,
+``stream_options.include_usage``); TTFT is taken at the first SSE chunk whose
+delta carries content; output tokens come from the final ``usage`` chunk, else
+(a proxy that drops usage) from the number of content chunks, which the sample
+marks as an estimate. Every failure becomes ``Sample.error`` — never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from stackctl.bench.stats import Sample
+
+
+@dataclass(frozen=True)
+class Target:
+    via: str              # "direct" | "openwebui"
+    url: str              # full chat completions URL
+    headers: dict[str, str]
+
+
+def request_body(model: str, prompt: str, max_tokens: int) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": prompt}],
+            "temperature": 0, "max_tokens": max_tokens, "stream": True,
+            "stream_options": {"include_usage": True}}
+
+
+def parse_sse_line(line: str) -> dict | str | None:
+    """'data: {...}' → dict, 'data: [DONE]' → 'DONE', anything else → None. Pure."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return "DONE"
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def chunk_content(chunk: dict) -> str:
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            return delta["content"]
+    return ""
+
+
+def measure(http: httpx.Client, target: Target, model: str, prompt_id: str, text: str,
+            max_tokens: int, round_no: int, *, timeout: float = 120.0,
+            clock: Callable[[], float] = time.perf_counter) -> Sample:
+    base = {"model": model, "via": target.via, "prompt_id": prompt_id, "round": round_no}
+    t0 = clock()
+    ttft = None
+    content_chunks = 0
+    usage_tokens = None
+    try:
+        with http.stream("POST", target.url, headers=target.headers, timeout=timeout,
+                         json=request_body(model, text, max_tokens)) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                return Sample(**base, error=f"HTTP {resp.status_code}: {_message(resp)}")
+            for line in resp.iter_lines():
+                ev = parse_sse_line(line)
+                if ev == "DONE":
+                    break
+                if not isinstance(ev, dict):
+                    continue
+                if ev.get("error"):
+                    return Sample(**base, error=f"stream error: {_short(ev['error'])}")
+                if chunk_content(ev):
+                    content_chunks += 1
+                    if ttft is None:
+                        ttft = clock() - t0
+                usage = ev.get("usage") or {}
+                if isinstance(usage.get("completion_tokens"), int):
+                    usage_tokens = usage["completion_tokens"]
+    except httpx.HTTPError as exc:
+        return Sample(**base, error=f"{type(exc).__name__}: {_short(exc)}")
+    latency = clock() - t0
+    if ttft is None:
+        return Sample(**base, latency_s=latency, error="the answer had no content")
+    tokens = usage_tokens if usage_tokens is not None else content_chunks
+    return Sample(**base, latency_s=latency, ttft_s=ttft, output_tokens=tokens)
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return _short(resp.text or resp.reason_phrase)
+    if isinstance(body, dict):
+        err = body.get("error") or body.get("detail") or body
+        if isinstance(err, dict):
+            err = err.get("message") or err
+        return _short(err)
+    return _short(body)
+
+
+def _short(obj: object) -> str:
+    text = str(obj).strip().replace("\n", " ")
+    return text[:200] or "no detail"

@@ -1,0 +1,320 @@
+"""The chat-path checks of `invoke smoke`: Foundry Local, Open WebUI, sign-in,
+the stored connection, the model list, and a real chat (plain and streamed).
+
+Invariants: each check does its HTTP through ``Ctx.http`` (an injectable
+``httpx.Client``; the openai client rides on it too) and either returns the
+detail of a pass or raises ``Failed(detail, fix)``. Sign-in goes through
+``openwebui.login``, which reuses the token cached in the state dir, so running
+smoke over and over never trips Open WebUI's sign-in rate limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+
+from stackctl import openwebui
+from stackctl.checks.smoke import Check, Failed
+from stackctl.config.stack import Stack
+from stackctl.errors import StackError
+from stackctl.foundry import view as foundry_link
+from stackctl.foundry.urls import container_url, root_url
+
+PROMPT = "Say hello in three words."
+MAX_TOKENS = 16
+CHAT_TIMEOUT = 60.0
+
+FIX_FOUNDRY = ("start Foundry Local: `invoke up` serves the stack's own when none is found "
+               "(or `invoke foundry.serve`); for your own server set FOUNDRY_LOCAL_ENDPOINT in .env")
+FIX_NO_MODEL = ("load a chat model: `foundry model load ALIAS` for your Foundry Local; the stack's "
+                "embedded one reloads its model itself — or `invoke foundry.stop` then `invoke up`")
+FIX_OPENWEBUI = "`invoke logs open-webui`, then `invoke up` (restarts it and waits for health)"
+FIX_RECONCILE = "`invoke up` repoints Open WebUI at the current Foundry Local (chats and settings are kept)"
+
+
+@dataclass
+class Ctx:
+    """What the checks share; filled in as they pass."""
+
+    stack: Stack
+    http: httpx.Client | None = None
+    discover: Callable[[Stack], tuple[foundry_link.FoundryView | None, str | None]] | None = None
+    view: foundry_link.FoundryView | None = None
+    ui: openwebui.OpenWebUI | None = None
+    signed_in: bool = False
+    openwebui_up: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._own_http = self.http is None
+        if self.http is None:
+            self.http = httpx.Client(timeout=httpx.Timeout(10.0), trust_env=False)
+
+    def close(self) -> None:
+        if self._own_http and self.http is not None:
+            self.http.close()
+
+    @property
+    def model(self) -> str | None:
+        return self.view.chat_models[0] if self.view and self.view.chat_models else None
+
+    def openai(self, base_url: str, api_key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=base_url, api_key=api_key, http_client=self.http,
+                             max_retries=0, timeout=CHAT_TIMEOUT)
+
+
+# -- 1. Foundry Local ----------------------------------------------------------
+
+
+def check_foundry(ctx: Ctx) -> str:
+    view, reason = (ctx.discover or foundry_link.current)(ctx.stack)
+    if view is None:
+        raise Failed(f"Foundry Local not found or not answering: {reason}", FIX_FOUNDRY)
+    ctx.view = view
+    if not view.chat_models:
+        raise Failed(f"Foundry Local at {view.root_url} answers but has no chat model loaded", FIX_NO_MODEL)
+    client = ctx.openai(view.openai_url, "foundry-local")
+    try:
+        done = client.chat.completions.create(model=view.chat_models[0], max_tokens=MAX_TOKENS,
+                                              messages=[{"role": "user", "content": PROMPT}])
+    except openai.APIStatusError as err:
+        raise Failed(f"direct completion with {view.chat_models[0]} at {view.openai_url} failed: "
+                     f"HTTP {err.status_code} {_api_message(err)}", FIX_NO_MODEL) from None
+    except openai.APIConnectionError as err:
+        raise Failed(f"Foundry Local at {view.openai_url} stopped answering: {err}", FIX_FOUNDRY) from None
+    content = _content(done)
+    if not content:
+        raise Failed(f"direct completion with {view.chat_models[0]} returned no content",
+                     "`invoke logs` of your Foundry Local; try another model")
+    return (f"{view.root_url} ({view.source}) serves {', '.join(view.chat_models)}; "
+            f"direct completion {_quote(content)}")
+
+
+# -- 2. Open WebUI up --------------------------------------------------------------
+
+
+def check_openwebui(ctx: Ctx) -> str:
+    base = ctx.stack.api_url("OPENWEBUI_PORT")
+    for path in ("/health", "/ready"):
+        try:
+            r = ctx.http.get(base + path, timeout=5)
+        except httpx.HTTPError as err:
+            raise Failed(f"Open WebUI at {base} does not answer ({_short(err)})",
+                         "`invoke status`; " + FIX_OPENWEBUI) from None
+        if r.status_code != 200:
+            raise Failed(f"Open WebUI {path} answers HTTP {r.status_code}", FIX_OPENWEBUI)
+    ctx.openwebui_up = True
+    ctx.ui = openwebui.OpenWebUI(base, http=ctx.http)
+    return f"{base} /health and /ready answer 200"
+
+
+# -- 3. sign-in -----------------------------------------------------------------------
+
+
+def check_signin(ctx: Ctx) -> str:
+    env, ui = ctx.stack.env, ctx.ui
+    assert ui is not None
+    cached = ctx.stack.state_dir / openwebui.TOKEN_FILE
+    before = cached.read_text().strip() if cached.exists() else None
+    try:
+        openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], ctx.stack.state_dir)
+    except StackError as err:
+        msg, _, fix = str(err).partition(" — ")
+        raise Failed(msg, fix or FIX_OPENWEBUI) from None
+    ctx.signed_in = True
+    how = "reused the cached token" if ui.token == before else "signed in; token cached for the next runs"
+    return f"admin {env['WEBUI_ADMIN_EMAIL']}: {how}"
+
+
+# -- 4. stored connection ------------------------------------------------------------
+
+
+def verify_body(cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(stored URL, body of POST /openai/verify for connection 0). Pure.
+
+    Open WebUI 0.12.4 ``ConnectionVerificationForm``: ``url``, ``key``, ``config``.
+    """
+    urls = cfg.get("OPENAI_API_BASE_URLS") or []
+    keys = cfg.get("OPENAI_API_KEYS") or []
+    if not urls:
+        return "", {}
+    conf = (cfg.get("OPENAI_API_CONFIGS") or {}).get("0") or {}
+    return urls[0], {"url": urls[0], "key": keys[0] if keys else "", "config": conf}
+
+
+def check_connection(ctx: Ctx) -> str:
+    ui, view = ctx.ui, ctx.view
+    assert ui is not None and view is not None
+    cfg = ui.openai_config()
+    stored, body = verify_body(cfg)
+    if not stored or cfg.get("ENABLE_OPENAI_API") is False:
+        raise Failed("Open WebUI has no enabled OpenAI connection", FIX_RECONCILE)
+    r = ui.post("/openai/verify", json=body, timeout=30)
+    verified = r.status_code == 200 and isinstance(_json(r), dict) and "data" in _json(r)
+    why = "" if verified else f"; POST /openai/verify of it fails: HTTP {r.status_code} {_body_message(r)}"
+    # With no model loaded Foundry's chat base is ambiguous (/v1 or /catalogs/local/v1):
+    # then only the service root has to match.
+    want = view.container_openai_url if view.chat_models else container_url(view.root_url)
+    have = stored if view.chat_models else _root(stored)
+    if have != want:
+        raise Failed(f"Open WebUI's stored connection is {stored}, but Foundry Local is at "
+                     f"{want}{why}", FIX_RECONCILE)
+    if not verified:
+        raise Failed(f"Open WebUI cannot reach Foundry Local at {stored}{why}",
+                     foundry_link.unreachable_fix(view) + "; then `invoke doctor`")
+    return f"{stored} (= Foundry Local as containers see it); POST /openai/verify ok"
+
+
+# -- 5. models ------------------------------------------------------------------------
+
+
+def check_models(ctx: Ctx) -> str:
+    assert ctx.ui is not None and ctx.view is not None
+    offered = ctx.ui.models(refresh=True)
+    missing = [m for m in ctx.view.chat_models if m not in offered]
+    if missing:
+        raise Failed(f"Open WebUI does not offer {', '.join(missing)} (offers: "
+                     f"{', '.join(offered) or 'nothing'})", FIX_RECONCILE)
+    return f"/api/models?refresh=true offers {', '.join(offered)}"
+
+
+# -- 6. chat through Open WebUI ------------------------------------------------------
+
+
+def _ui_client(ctx: Ctx) -> openai.OpenAI:
+    assert ctx.ui is not None and ctx.ui.token
+    return ctx.openai(ctx.ui.base_url + "/api", ctx.ui.token)
+
+
+def _chat_failed(err: openai.OpenAIError, what: str) -> Failed:
+    if isinstance(err, openai.APIStatusError):
+        detail = f"{what} through Open WebUI failed: HTTP {err.status_code} {_api_message(err)}"
+    else:
+        detail = f"{what} through Open WebUI failed: {_short(err)}"
+    return Failed(detail, "`invoke logs open-webui`; `invoke doctor` (Foundry reachable from a container?)")
+
+
+def check_chat(ctx: Ctx) -> str:
+    try:
+        done = _ui_client(ctx).chat.completions.create(
+            model=ctx.model, max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": PROMPT}])
+    except openai.OpenAIError as err:
+        raise _chat_failed(err, "chat") from None
+    content = _content(done)
+    if not content:
+        raise Failed(f"chat through Open WebUI returned no content ({_short(done)})",
+                     "`invoke logs open-webui`")
+    return f"/api/chat/completions with {ctx.model}: {_quote(content)}"
+
+
+def stream_verdict(chunks: list[Any]) -> tuple[str, str | None]:
+    """(content, finish_reason) of a streamed chat; a stream that ends properly
+    carries a finish_reason on its last choice. Pure."""
+    text, finish = [], None
+    for c in chunks:
+        for ch in getattr(c, "choices", None) or []:
+            if ch.delta and ch.delta.content:
+                text.append(ch.delta.content)
+            if ch.finish_reason:
+                finish = ch.finish_reason
+    return "".join(text), finish
+
+
+def check_stream(ctx: Ctx) -> str:
+    try:
+        stream = _ui_client(ctx).chat.completions.create(
+            model=ctx.model, max_tokens=MAX_TOKENS, stream=True,
+            messages=[{"role": "user", "content": PROMPT}])
+        with stream:
+            chunks = list(stream)
+    except openai.OpenAIError as err:
+        raise _chat_failed(err, "streamed chat") from None
+    except httpx.HTTPError as err:
+        raise Failed(f"the stream from Open WebUI broke off: {_short(err)}",
+                     "`invoke logs open-webui`") from None
+    content, finish = stream_verdict(chunks)
+    if not content:
+        raise Failed(f"streamed chat returned no content in {len(chunks)} chunks", "`invoke logs open-webui`")
+    if finish is None:
+        raise Failed(f"the stream ended without a finish_reason after {len(chunks)} chunks (cut off)",
+                     "`invoke logs open-webui`; check a proxy is not buffering or cutting SSE")
+    return f"{len(chunks)} chunks, finish_reason={finish}: {_quote(content)}"
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _root(url: str) -> str:
+    try:
+        return root_url(url)
+    except ValueError:
+        return url
+
+
+def _content(done: Any) -> str:
+    try:
+        return done.choices[0].message.content or ""
+    except (AttributeError, IndexError, TypeError):
+        return ""
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    one = " ".join(text.split())
+    return repr(one if len(one) <= limit else one[: limit - 1] + "…")
+
+
+def _json(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
+def _body_message(r: httpx.Response) -> str:
+    body = _json(r)
+    if isinstance(body, dict):
+        err = body.get("error")
+        msg = body.get("detail") or (err.get("message") if isinstance(err, dict) else err)
+        if msg:
+            return str(msg)[:200]
+    return r.text[:200]
+
+
+def _api_message(err: openai.APIStatusError) -> str:
+    return _body_message(err.response)
+
+
+def _short(obj: object) -> str:
+    text = str(obj).strip().splitlines()
+    return (text[-1] if text else type(obj).__name__)[:200]
+
+
+def _need_openwebui(ctx: Ctx) -> str | None:
+    return None if ctx.openwebui_up else "Open WebUI is not answering"
+
+
+def _need_token(ctx: Ctx) -> str | None:
+    return _need_openwebui(ctx) or (None if ctx.signed_in else "no admin sign-in")
+
+
+def _need_foundry(ctx: Ctx) -> str | None:
+    return _need_token(ctx) or (None if ctx.view else "Foundry Local not found")
+
+
+def _need_model(ctx: Ctx) -> str | None:
+    return _need_foundry(ctx) or (None if ctx.model else "no chat model loaded in Foundry Local")
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("foundry", check_foundry),
+    Check("open-webui", check_openwebui),
+    Check("sign-in", check_signin, _need_openwebui),
+    Check("connection", check_connection, _need_foundry),
+    Check("models", check_models, _need_model),
+    Check("chat", check_chat, _need_model),
+    Check("chat-stream", check_stream, _need_model),
+)

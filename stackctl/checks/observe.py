@@ -1,0 +1,231 @@
+"""The observability checks of `invoke smoke`: exporter, Prometheus, Grafana.
+
+They never depend on the chat path (a broken Open WebUI must not hide a broken
+Prometheus). Verdicts are pure functions over what the services answered
+(metrics text, Prometheus API JSON); the check functions only fetch. Facts are
+read from their owners: the canary interval from exporter/config.stack.yml, the
+datasource uid from Grafana's provisioning file, dashboard uids from
+grafana/dashboards/*.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from stackctl.checks.chat import Ctx
+from stackctl.checks.smoke import Check, Failed, Skipped
+
+EXPORTER_CONFIG = Path("exporter") / "config.stack.yml"
+DATASOURCES = Path("grafana") / "provisioning" / "datasources" / "prometheus.yaml"
+DASHBOARDS = Path("grafana") / "dashboards"
+PROM_SETTLE_S = 35.0  # a just-started Prometheus: first scrape + first rule evaluation
+
+FIX_EXPORTER = "`invoke logs exporter`, then `invoke up` (restarts it and waits for health)"
+FIX_PROMETHEUS = "`invoke logs prometheus`, then `invoke up` (restarts it and waits for health)"
+FIX_GRAFANA = "`invoke logs grafana`, then `invoke up`"
+
+
+# -- pure verdicts -------------------------------------------------------------------
+
+
+def _seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", str(value))
+    if not m:
+        return default
+    return float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+
+
+def canary_max_age(config_text: str | None) -> float:
+    """Seconds after which the Foundry target's chat canary counts as stale:
+    two canary intervals plus the probe timeout (exporter config). Pure."""
+    doc = (yaml.safe_load(config_text) if config_text else None) or {}
+    defaults = doc.get("defaults") or {}
+    interval = _seconds(defaults.get("interval"), 30.0)
+    timeout = _seconds(defaults.get("timeout"), 10.0)
+    for t in doc.get("targets") or []:
+        if isinstance(t, dict) and t.get("kind") == "foundry":
+            every = _seconds(t.get("interval"), interval)
+            every = _seconds((t.get("canary") or {}).get("interval"), every)
+            return 2 * every + _seconds(t.get("timeout"), timeout)
+    return 2 * interval + timeout
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for fam in text_string_to_metric_families(text)
+            for s in fam.samples]
+
+
+def exporter_verdict(text: str, now: float, max_age: float) -> str:
+    """Detail of a pass, or Failed: up=1 for a foundry target and a fresh, successful canary."""
+    rows = samples(text)
+    ups = {lab["target"]: v for n, lab, v in rows if n == "foundry_up" and lab.get("kind") == "foundry"}
+    if not ups:
+        raise Failed("the exporter has no Foundry Local target (no foundry_up{kind=\"foundry\"})",
+                     "check exporter/config.stack.yml, then `invoke up`")
+    target = next((t for t, v in ups.items() if v == 1), None)
+    if target is None:
+        names = ", ".join(sorted(ups))
+        raise Failed(f"the exporter reports foundry_up=0 for {names}: it cannot reach Foundry Local "
+                     "from its container", "`invoke doctor` (Foundry reachable from a container?); "
+                     "`invoke logs exporter`")
+
+    def one(name: str) -> float | None:
+        return next((v for n, lab, v in rows if n == name and lab.get("target") == target
+                     and lab.get("probe") == "chat"), None)
+
+    stamp, success = one("foundry_probe_last_timestamp_seconds"), one("foundry_probe_success")
+    if stamp is None:
+        raise Failed(f"the exporter has not run a chat canary against {target} yet",
+                     "rerun `invoke smoke` in a minute; if it persists, `invoke logs exporter`")
+    age = now - stamp
+    if age > max_age:
+        raise Failed(f"the last chat canary ran {age:.0f}s ago (stale after {max_age:.0f}s): "
+                     "the probe loop is stuck", FIX_EXPORTER)
+    if success != 1:
+        raise Failed(f"the last chat canary against {target} failed ({age:.0f}s ago)",
+                     "`invoke doctor`; if you just fixed Foundry, rerun `invoke smoke` after the next "
+                     "canary (≤ the canary interval)")
+    return f"foundry_up{{target=\"{target}\"}}=1; chat canary ok {age:.0f}s ago (fresh < {max_age:.0f}s)"
+
+
+def targets_verdict(payload: dict) -> tuple[str | None, str | None]:
+    """(problem, pending) for /api/v1/targets: a down target is a problem; an
+    unknown one (not scraped yet) is pending. Pure."""
+    active = (payload.get("data") or {}).get("activeTargets") or []
+    if not active:
+        return "Prometheus has no scrape targets", None
+    down = [t for t in active if t.get("health") == "down"]
+    if down:
+        parts = [f"{t.get('labels', {}).get('job', '?')} ({t.get('scrapeUrl', '?')}: "
+                 f"{t.get('lastError') or 'down'})" for t in down]
+        return "Prometheus target down: " + "; ".join(parts), None
+    unknown = [t.get("labels", {}).get("job", "?") for t in active if t.get("health") != "up"]
+    return None, ("not scraped yet: " + ", ".join(unknown)) if unknown else None
+
+
+def rules_verdict(payload: dict) -> tuple[str | None, list[str]]:
+    """(problem, recording rule names) for /api/v1/rules. Pure."""
+    groups = (payload.get("data") or {}).get("groups") or []
+    rules = [r for g in groups for r in g.get("rules") or []]
+    if not rules:
+        return "Prometheus has loaded no rules", []
+    broken = [f"{r.get('name')}: {r.get('lastError')}" for r in rules if r.get("health") == "err"]
+    if broken:
+        return "rules failing: " + "; ".join(broken[:3]), []
+    return None, list(dict.fromkeys(r["name"] for r in rules if r.get("type") == "recording"))
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def check_exporter(ctx: Ctx, now: Callable[[], float] = time.time) -> str:
+    url = ctx.stack.api_url("EXPORTER_PORT") + "/metrics"
+    try:
+        r = ctx.http.get(url, timeout=5)
+    except httpx.HTTPError as err:
+        raise Failed(f"the exporter at {url} does not answer ({type(err).__name__})", FIX_EXPORTER) from None
+    if r.status_code != 200:
+        raise Failed(f"the exporter's /metrics answers HTTP {r.status_code}", FIX_EXPORTER)
+    cfg = ctx.stack.root / EXPORTER_CONFIG
+    return exporter_verdict(r.text, now(), canary_max_age(cfg.read_text() if cfg.exists() else None))
+
+
+def _prom_get(ctx: Ctx, path: str, **params: str) -> dict:
+    base = ctx.stack.api_url("PROMETHEUS_PORT")
+    try:
+        r = ctx.http.get(base + path, params=params or None, timeout=5)
+        r.raise_for_status()
+        return r.json()
+    except httpx.HTTPError as err:
+        raise Failed(f"Prometheus at {base} does not answer {path} ({type(err).__name__})",
+                     FIX_PROMETHEUS) from None
+
+
+def check_prometheus(ctx: Ctx, settle: float = PROM_SETTLE_S,
+                     clock: Callable[[], float] = time.monotonic,
+                     sleep: Callable[[float], None] = time.sleep) -> str:
+    """Targets up, rules loaded, a recording rule with data. Waits (bounded)
+    only while Prometheus is still taking its first scrape / rule evaluation."""
+    deadline = clock() + settle
+    while True:
+        problem, pending = targets_verdict(_prom_get(ctx, "/api/v1/targets"))
+        if problem:
+            fix = FIX_EXPORTER if "foundry-exporter" in problem else FIX_PROMETHEUS
+            raise Failed(problem, fix)
+        problem, recording = rules_verdict(_prom_get(ctx, "/api/v1/rules"))
+        if problem:
+            raise Failed(problem, "`invoke logs prometheus`; check prometheus/rules/ with promtool")
+        with_data: list[str] = []
+        if recording:
+            names = "|".join(n for n in recording if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", n))
+            expr = f'group by (__name__) ({{__name__=~"{names}"}})'
+            res = _prom_get(ctx, "/api/v1/query", query=expr)
+            with_data = sorted(s["metric"]["__name__"] for s in (res.get("data") or {}).get("result") or [])
+        if not pending and with_data:
+            return (f"all targets up; {len(recording)} recording rules loaded, "
+                    f"{len(with_data)} with data (e.g. {with_data[0]})")
+        if clock() >= deadline:
+            what = pending or ("no recording rule has data yet" if recording else "no recording rules")
+            raise Failed(f"Prometheus: {what}", "if the stack just started, rerun `invoke smoke` "
+                         "in a minute; else " + FIX_PROMETHEUS)
+        sleep(1.0)
+
+
+def check_grafana(ctx: Ctx) -> str:
+    stack = ctx.stack
+    if "grafana" not in stack.profiles:
+        raise Skipped("not running (grafana is not in COMPOSE_PROFILES)")
+    base = stack.api_url("GRAFANA_PORT")
+    auth = (stack.env.get("GRAFANA_ADMIN_USER", "admin"), stack.env.get("GRAFANA_ADMIN_PASSWORD", ""))
+    try:
+        health = ctx.http.get(base + "/api/health", timeout=5)
+    except httpx.HTTPError as err:
+        raise Failed(f"Grafana at {base} does not answer ({type(err).__name__})", FIX_GRAFANA) from None
+    if health.status_code != 200 or (health.json() or {}).get("database") != "ok":
+        raise Failed(f"Grafana /api/health: HTTP {health.status_code} {health.text[:120]}", FIX_GRAFANA)
+    uid = _datasource_uid(stack.root)
+    ds = ctx.http.get(f"{base}/api/datasources/uid/{uid}/health", auth=auth, timeout=15)
+    if ds.status_code in (401, 403):
+        raise Failed("Grafana rejected GRAFANA_ADMIN_USER/PASSWORD from .env",
+                     "if you changed the password in Grafana, put it in .env (or reset it with "
+                     "`grafana cli admin reset-admin-password`)")
+    if ds.status_code != 200 or (ds.json() or {}).get("status") != "OK":
+        raise Failed(f"Grafana datasource {uid} is not working: HTTP {ds.status_code} {ds.text[:160]}",
+                     "check Prometheus (above); `invoke logs grafana`")
+    want = _dashboard_uids(stack.root)
+    found = {d.get("uid") for d in ctx.http.get(base + "/api/search", params={"type": "dash-db"},
+                                                auth=auth, timeout=5).json()}
+    missing = sorted(want - found)
+    if missing:
+        raise Failed(f"dashboards not provisioned: {', '.join(missing)}",
+                     "`invoke logs grafana` (provisioning errors); then `invoke up`")
+    return f"{base} healthy; datasource {uid} OK; dashboards {', '.join(sorted(want))} provisioned"
+
+
+def _datasource_uid(root: Path) -> str:
+    sources = yaml.safe_load((root / DATASOURCES).read_text())["datasources"]
+    return next(s["uid"] for s in sources if s.get("type") == "prometheus")
+
+
+def _dashboard_uids(root: Path) -> set[str]:
+    return {json.loads(p.read_text())["uid"] for p in sorted((root / DASHBOARDS).glob("*.json"))}
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("exporter", check_exporter),
+    Check("prometheus", check_prometheus),
+    Check("grafana", check_grafana),
+)

@@ -1,0 +1,151 @@
+"""`invoke foundry.serve|stop|status`: parse options, call the library, print, exit.
+
+Defaults come from the project's .env (or the settings table when there is no
+.env yet); shell environment variables of the same name win, as with compose.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import invoke
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stackctl.config import envfile
+from stackctl.config.settings import SETTINGS
+from stackctl.config.stack import env_file_path
+from stackctl.errors import StackError
+from stackctl.foundry import lifecycle
+from stackctl.foundry.events import PROGRESS, STAGE, Event
+from stackctl.foundry.urls import container_url
+
+out = Console(highlight=False)
+
+
+def project_dir(c: invoke.Context) -> Path:
+    prefix = getattr(c.config, "_project_prefix", None)
+    return Path(prefix) if prefix else Path.cwd()
+
+
+def stack_env(project: Path) -> dict[str, str]:
+    """.env values (defaults for missing keys), overridden by the process environment."""
+    env_path = env_file_path(project)  # STACK_ENV_FILE, else project/.env
+    env = envfile.load(env_path) if env_path.exists() else {s.key: s.default for s in SETTINGS}
+    return env | {s.key: os.environ[s.key] for s in SETTINGS if s.key in os.environ}
+
+
+def state_dir(project: Path, env: dict[str, str]) -> Path:
+    d = Path(env.get("STACK_STATE_DIR") or ".state").expanduser()
+    return d if d.is_absolute() else project / d
+
+
+def _fail(err: StackError) -> invoke.Exit:
+    return invoke.Exit(f"error: {err}", code=err.exit_code)
+
+
+@invoke.task(help={
+    "model": "catalog model alias to download and serve (needs internet; default FOUNDRY_MODEL)",
+    "model-path": "local ONNX Runtime GenAI folder to serve instead (offline; default FOUNDRY_MODEL_PATH)",
+    "name": "name of the local model (id NAME-generic-cpu:1); default: the folder name",
+    "port": "port to serve on (default FOUNDRY_PORT)",
+    "host": "extra address to bind (e.g. 0.0.0.0 — exposes an unauthenticated API; default: loopback + Docker bridge)",
+    "catalog-url": "model catalog URL (a mirror); default: the public Foundry catalog",
+    "timeout": "seconds of start-up silence before giving up (downloads report progress)",
+})
+def serve(c, model=None, model_path=None, name=None, port=None, host=None, catalog_url=None, timeout=None):
+    """Serve a model with the real Foundry Local runtime, in the background, until `foundry.stop`."""
+    project = project_dir(c)
+    try:
+        env = stack_env(project)
+        if not model and not model_path:
+            model_path = env.get("FOUNDRY_MODEL_PATH") or None
+            model = None if model_path else env.get("FOUNDRY_MODEL")
+        with _progress() as on_event:
+            st = lifecycle.serve(
+                state_dir(project, env), port=int(port or env["FOUNDRY_PORT"]), model=model,
+                model_path=model_path, name=name, host=host, catalog_url=catalog_url,
+                startup_timeout=float(timeout or lifecycle.STARTUP_TIMEOUT_S), on_event=on_event,
+            )
+    except StackError as err:
+        raise _fail(err) from None
+    except ValueError as err:
+        raise invoke.Exit(f"error: bad option value: {err}", code=2) from None
+    out.print(f"[bold green]Foundry Local is serving[/] {st.model_id} (pid {st.pid})")
+    out.print(f"  OpenAI base URL   {st.chat_base_url}")
+    out.print(f"  from containers   {container_url(st.chat_base_url)}")
+    out.print(f"  model id          {st.model_id}")
+    out.print(f"  bound to          {', '.join(st.urls)}")
+    out.print(f"  log               {st.log_path}")
+    out.print("Stop it with: invoke foundry.stop")
+
+
+@invoke.task
+def stop(c):
+    """Stop the embedded Foundry Local server (SIGTERM, then wait until it is gone)."""
+    project = project_dir(c)
+    try:
+        result = lifecycle.stop(state_dir(project, stack_env(project)))
+    except StackError as err:
+        raise _fail(err) from None
+    how = "killed after the SIGTERM deadline" if result.forced else "stopped"
+    out.print(f"Foundry Local server pid {result.pid} {how} in {result.seconds:.1f} s")
+
+
+@invoke.task
+def status(c):
+    """Show the embedded Foundry Local server: pid, URLs, loaded models."""
+    project = project_dir(c)
+    try:
+        st = lifecycle.status(state_dir(project, stack_env(project)))
+    except StackError as err:
+        raise _fail(err) from None
+    if st.stale is not None:
+        out.print(f"removed a stale state file (pid {st.stale.pid} is gone)")
+    if not st.running:
+        raise invoke.Exit(f"{st.problem} — start one with `invoke foundry.serve`", code=1)
+    s = st.state
+    table = Table(show_header=False, box=None)
+    for key, value in (
+        ("pid", str(s.pid)), ("state", "answering" if st.answering else "NOT answering"),
+        ("model id", s.model_id), ("loaded models", ", ".join(st.loaded_models) or "none"),
+        ("OpenAI base URL", s.chat_base_url), ("from containers", container_url(s.chat_base_url)),
+        ("urls", ", ".join(s.urls)), ("started", s.started_at), ("log", s.log_path),
+    ):
+        table.add_row(key, value)
+    out.print(table)
+    if st.problem:
+        raise invoke.Exit(f"error: {st.problem} — see {s.log_path}", code=1)
+
+
+class _progress:
+    """Rich progress for start-up: a spinner per stage, a bar for downloads."""
+
+    def __enter__(self):
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        )
+        self.progress.__enter__()
+        self.stage = self.progress.add_task("starting", total=None)
+        self.download = None
+        return self.on_event
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == STAGE:
+            self.progress.update(self.stage, description=event.message)
+        elif event.kind == PROGRESS:
+            if self.download is None:
+                self.download = self.progress.add_task(f"download {event.message}", total=100)
+            self.progress.update(self.download, completed=event.percent)
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+
+ns = invoke.Collection("foundry")
+ns.add_task(serve)
+ns.add_task(stop)
+ns.add_task(status)

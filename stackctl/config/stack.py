@@ -1,0 +1,75 @@
+"""Where the stack lives: project root, .env, state dir, and the values in .env.
+
+Tests point a Stack at their own env file (STACK_ENV_FILE) so they never touch
+a user's running stack: own compose project name, state dir and ports.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackctl.config import envfile
+
+ROOT = Path(__file__).resolve().parents[2]  # the project: stackctl/config/stack.py → ../../..
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    env_file: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def project(self) -> str:
+        return self.env["COMPOSE_PROJECT_NAME"]
+
+    @property
+    def state_dir(self) -> Path:
+        p = Path(self.env.get("STACK_STATE_DIR") or ".state")
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.env.get("COMPOSE_PROFILES", "").split(",") if p.strip())
+
+    @property
+    def bind(self) -> str:
+        return self.env["STACK_BIND_ADDRESS"]
+
+    def host_url(self, port_key: str) -> str:
+        """URL of a published service as the user's browser reaches it."""
+        host = "localhost" if self.bind in ("0.0.0.0", "::", "127.0.0.1") else self.bind
+        return f"http://{host}:{self.env[port_key]}"
+
+    def api_url(self, port_key: str) -> str:
+        """URL the stack's own tooling calls (loopback when bound to all addresses)."""
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        return f"http://{host}:{self.env[port_key]}"
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        base = ("open-webui", "exporter", "prometheus")
+        return (*base, "grafana") if "grafana" in self.profiles else base
+
+    def with_env(self, env: dict[str, str]) -> Stack:
+        return Stack(self.root, self.env_file, env)
+
+
+def env_file_path(root: Path = ROOT) -> Path:
+    p = os.environ.get("STACK_ENV_FILE")
+    return Path(p).resolve() if p else root / ".env"
+
+
+def ensure_stack(root: Path = ROOT) -> tuple[Stack, list[str]]:
+    """Create/complete .env (0600, idempotent) and return the Stack plus keys added."""
+    path = env_file_path(root)
+    _, added = envfile.ensure(path)
+    return Stack(root, path, envfile.load(path)), added
+
+
+def load_stack(root: Path = ROOT) -> Stack:
+    """The Stack from an existing .env (UsageError naming the fix if missing/bad)."""
+    path = env_file_path(root)
+    return Stack(root, path, envfile.load(path))

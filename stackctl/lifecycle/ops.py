@@ -1,0 +1,76 @@
+"""`invoke down / status / logs`: thin compositions over compose and the engine."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from stackctl.config.stack import Stack, load_stack
+from stackctl.docker import compose as composer
+from stackctl.docker import engine
+from stackctl.errors import StackError
+from stackctl.foundry import view as foundry_link
+
+
+@dataclass(frozen=True)
+class DownResult:
+    stack: Stack
+    foundry_stopped: int | None  # pid of the embedded Foundry server stopped, if any
+
+
+def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
+    """Stop and remove the containers (data volumes kept unless ``volumes``), and the
+    stack's own embedded Foundry server unless ``keep_foundry``. A Foundry Local the
+    user runs (app, CLI service, pinned endpoint) is never touched."""
+    stack = load_stack()
+    engine.client()
+    compose = composer.find()
+    args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+    composer.run(compose, stack, *args)
+    stopped = None
+    if not keep_foundry:
+        from stackctl.foundry import lifecycle
+
+        if lifecycle.status(stack.state_dir).running:
+            stopped = lifecycle.stop(stack.state_dir).pid
+    return DownResult(stack, stopped)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    stack: Stack
+    services: dict[str, engine.ServiceState]
+    urls: dict[str, str]
+    foundry: foundry_link.FoundryView | None
+    foundry_reason: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return all(self.services.get(s) and self.services[s].ok for s in self.stack.services) \
+            and self.foundry is not None
+
+
+def status() -> StatusReport:
+    from stackctl.lifecycle.up import service_urls
+
+    stack = load_stack()
+    client = engine.client()
+    states = engine.services(client, stack.project)
+    view, reason = foundry_link.current(stack)
+    return StatusReport(stack, states, service_urls(stack), view, reason)
+
+
+def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:
+    stack = load_stack()
+    compose = composer.find()
+    args = ["logs", "--tail", str(tail)]
+    if follow:
+        args.append("--follow")
+    if service:
+        args += composer.services_arg(stack, [service])
+    try:
+        return composer.run(compose, stack, *args, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+    except subprocess.SubprocessError as exc:
+        raise StackError(f"compose logs failed: {exc}") from None

@@ -1,0 +1,133 @@
+"""`invoke up`: from a fresh clone to a healthy stack, idempotently.
+
+Order matters and each step fails with one line and nothing half-done:
+.env → Docker → compose → Foundry (discover, else serve the embedded one) →
+ports → images → Foundry reachable FROM A CONTAINER → compose up → health →
+reconcile Open WebUI's stored connection. Re-running on a healthy, unchanged
+stack changes nothing (compose sees no diff; reconcile sees no diff).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from stackctl import openwebui
+from stackctl.config import envfile
+from stackctl.config.settings import PORT_KEYS
+from stackctl.config.stack import Stack, ensure_stack
+from stackctl.console import Reporter
+from stackctl.docker import compose as composer
+from stackctl.docker import engine, health, images
+from stackctl.errors import StackError
+from stackctl.foundry import view as foundry_link
+
+
+@dataclass
+class UpResult:
+    stack: Stack
+    foundry: foundry_link.FoundryView
+    urls: dict[str, str] = field(default_factory=dict)
+    env_added: list[str] = field(default_factory=list)
+    reconciled: bool = False
+    started_embedded: bool = False
+    seconds: float = 0.0
+
+
+def preflight_ports(stack: Stack, own_ports: set[int]) -> None:
+    busy = []
+    for key in PORT_KEYS:
+        if key == "GRAFANA_PORT" and "grafana" not in stack.profiles:
+            continue
+        port = int(stack.env[key])
+        if port not in own_ports and not engine.port_free(stack.bind, port):
+            busy.append(f"{port} ({key})")
+    if busy:
+        raise StackError(
+            f"port {', '.join(busy)} is already in use on {stack.bind} by another program — "
+            "stop that program or choose another port in .env, then retry", exit_code=2
+        )
+
+
+def up(*, model: str | None = None, model_path: str | None = None, timeout: float = 300.0,
+       reporter: Reporter | None = None) -> UpResult:
+    r = reporter or Reporter.quiet()
+    t0 = time.monotonic()
+    stack, added = ensure_stack()
+    if added:
+        r.ok(f"created {stack.env_file.name} (mode 0600) with {len(added)} settings; secrets generated")
+    client = engine.client()
+    compose = composer.find()
+    r.ok(f"Docker Engine reachable; using {compose.label}")
+
+    own = engine.services(client, stack.project)
+    preflight_ports(stack, engine.published_ports(own))
+
+    view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
+    try:
+        _ensure_images(client, stack, r)
+        ok, detail = engine.curl_from_container(client, stack.env["OPENWEBUI_IMAGE"],
+                                                view.container_openai_url + "/models")
+        if not ok:
+            raise StackError(foundry_link.unreachable_message(view, detail))
+    except BaseException:
+        if started:  # leave the machine as we found it
+            foundry_link.stop_embedded(stack)
+        raise
+    r.ok("Foundry Local is reachable from a container through host.docker.internal")
+    if envfile.set_managed(stack.env_file, view.managed_env()):
+        r.ok(f"Foundry endpoint for containers: {view.container_openai_url}")
+    stack = stack.with_env(envfile.load(stack.env_file))
+
+    r.step("starting containers")
+    composer.run(compose, stack, "up", "-d", "--no-build", "--remove-orphans")
+    with r.status("waiting for services to be healthy") as st:
+        health.wait_healthy(
+            stack.services, lambda: engine.services(client, stack.project), timeout=timeout,
+            report=lambda states: st.update(_summary(stack.services, states)),
+        )
+    r.ok("all services healthy")
+
+    ui = openwebui.login(openwebui.OpenWebUI(stack.api_url("OPENWEBUI_PORT")),
+                         stack.env["WEBUI_ADMIN_EMAIL"], stack.env["WEBUI_ADMIN_PASSWORD"],
+                         stack.state_dir)
+    changed = openwebui.reconcile(ui, view.container_openai_url, list(view.chat_models))
+    if changed:
+        r.ok(f"Open WebUI connection set to {view.container_openai_url} "
+             f"offering {', '.join(view.chat_models) or 'no models'}")
+    return UpResult(stack=stack, foundry=view, urls=service_urls(stack), env_added=added,
+                    reconciled=changed, started_embedded=started, seconds=time.monotonic() - t0)
+
+
+def service_urls(stack: Stack) -> dict[str, str]:
+    urls = {
+        "Open WebUI": stack.host_url("OPENWEBUI_PORT"),
+        "Prometheus": stack.host_url("PROMETHEUS_PORT"),
+        "Exporter": stack.host_url("EXPORTER_PORT") + "/metrics",
+    }
+    if "grafana" in stack.profiles:
+        urls["Grafana"] = stack.host_url("GRAFANA_PORT")
+    return urls
+
+
+def _ensure_images(client, stack: Stack, r: Reporter) -> None:
+    wanted = {"open-webui": "OPENWEBUI_IMAGE", "prometheus": "PROMETHEUS_IMAGE"}
+    if "grafana" in stack.profiles:
+        wanted["grafana"] = "GRAFANA_IMAGE"
+    missing = [key for key in wanted.values() if not engine.image_present(client, stack.env[key])]
+    if missing:
+        r.step(f"pulling {len(missing)} image(s) (the first run downloads a few GB)")
+    for key in missing:
+        images.pull(client, stack.env[key], key, r)
+    fresh, digest = images.exporter_up_to_date(client, stack)
+    if not fresh:
+        r.step("building the exporter image from exporter/")
+        images.build_exporter(stack, digest)
+
+
+def _summary(expected, states) -> str:
+    parts = []
+    for svc in expected:
+        s = states.get(svc)
+        parts.append(f"{svc}: {'—' if s is None else (s.health if s.health != 'none' else s.state)}")
+    return "  ".join(parts)
