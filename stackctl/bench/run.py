@@ -24,6 +24,7 @@ from stackctl.bench import report as bench_report
 from stackctl.bench.client import Target, measure
 from stackctl.bench.config import PromptSet, load_prompts, resolve_models
 from stackctl.bench.stats import Sample, Stats, summarize
+from stackctl.config.settings import OPENWEBUI
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter
 from stackctl.errors import StackError, UsageError
@@ -163,7 +164,7 @@ def _openwebui_target(stack: Stack | None) -> Target:
     from stackctl.openwebui import OpenWebUI, login
 
     assert stack is not None
-    ui = OpenWebUI(stack.api_url("OPENWEBUI_PORT"))
+    ui = OpenWebUI(stack.api_url(OPENWEBUI.port_key))
     if not ui.health():
         raise StackError(f"Open WebUI at {ui.base_url} is not answering — `invoke up`, or drop "
                          "--through-openwebui", exit_code=2)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stackctl.checks.chat import Ctx, _need_model
-from stackctl.checks.smoke import Check, Failed
+from stackctl.checks.context import Ctx, need_model
+from stackctl.checks.runner import Check, Failed
+from stackctl.config.settings import OPENWEBUI
 
 CHROMIUM_PATHS = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -62,7 +63,7 @@ def parse_frame(frame: str | bytes) -> StreamEvent | None:
     return StreamEvent(data["type"], bool(inner.get("done")), str(err) if err else None)
 
 
-def stream_verdict(events: list[StreamEvent]) -> tuple[bool, str]:
+def reply_verdict(events: list[StreamEvent]) -> tuple[bool, str]:
     """(streamed and finished, why not). Pure."""
     errors = [e.error for e in events if e.error]
     if errors:
@@ -79,7 +80,7 @@ def chromium() -> str | None:
 
 
 def check(screenshot: Path) -> Check:
-    return Check("browser", lambda ctx: run_browser(ctx, screenshot), _need_model)
+    return Check("browser", lambda ctx: run_browser(ctx, screenshot), need_model)
 
 
 def run_browser(ctx: Ctx, screenshot: Path) -> str:
@@ -89,7 +90,7 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
     except ImportError:
         raise Failed("Playwright is not installed", "pip install -e '.[browser]' "
                      "(and `apt-get install chromium`, or `playwright install chromium`)") from None
-    url = ctx.stack.host_url("OPENWEBUI_PORT")
+    url = ctx.stack.host_url(OPENWEBUI.port_key)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     events: list[StreamEvent] = []
     with sync_playwright() as pw:
@@ -116,7 +117,7 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
                          f"(screenshot {screenshot})", "`invoke logs open-webui`; look at the screenshot") from None
         finally:
             browser.close()
-    ok, why = stream_verdict(events)
+    ok, why = reply_verdict(events)
     if not ok:
         fix = FIX_TOOLS if "context length" in why else "`invoke logs open-webui`; look at the screenshot"
         raise Failed(f"{why} (screenshot {screenshot})", fix)
@@ -158,7 +159,7 @@ def _chat(page: Any, url: str, ctx: Ctx, events: list[StreamEvent]) -> str:
         page.wait_for_timeout(step)  # lets Playwright deliver websocket frames
         deadline_ms -= step
     if any(e.error for e in events) or not any(e.done for e in events):
-        return ""  # stream_verdict names the problem
+        return ""  # reply_verdict names the problem
     page.wait_for_function(
         "() => { const c = document.querySelectorAll('#response-content-container');"
         " return c.length > 0 && c[c.length - 1].innerText.trim().length > 0; }", timeout=30_000)

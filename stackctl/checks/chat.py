@@ -1,4 +1,4 @@
-"""The chat-path checks of `invoke smoke`: Foundry Local, Open WebUI, sign-in,
+"""The chat-path checks (smoke; doctor reuses the Open WebUI ones): Foundry Local, Open WebUI, sign-in,
 the stored connection, the model list, and a real chat (plain and streamed).
 
 Invariants: each check does its HTTP through ``Ctx.http`` (an injectable
@@ -10,23 +10,21 @@ smoke over and over never trips Open WebUI's sign-in rate limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import openai
 
 from stackctl import openwebui
-from stackctl.checks.smoke import Check, Failed
-from stackctl.config.stack import Stack
+from stackctl.checks.context import Ctx, need_foundry, need_model, need_openwebui
+from stackctl.checks.runner import Check, Failed
+from stackctl.config.settings import OPENWEBUI
 from stackctl.errors import StackError
 from stackctl.foundry import view as foundry_link
 from stackctl.foundry.urls import container_url, root_url
 
 PROMPT = "Say hello in three words."
 MAX_TOKENS = 16
-CHAT_TIMEOUT = 60.0
 
 FIX_FOUNDRY = ("start Foundry Local: `invoke up` serves the stack's own when none is found "
                "(or `invoke foundry.serve`); for your own server set FOUNDRY_LOCAL_ENDPOINT in .env")
@@ -34,37 +32,6 @@ FIX_NO_MODEL = ("load a chat model: `foundry model load ALIAS` for your Foundry 
                 "embedded one reloads its model itself — or `invoke foundry.stop` then `invoke up`")
 FIX_OPENWEBUI = "`invoke logs open-webui`, then `invoke up` (restarts it and waits for health)"
 FIX_RECONCILE = "`invoke up` repoints Open WebUI at the current Foundry Local (chats and settings are kept)"
-
-
-@dataclass
-class Ctx:
-    """What the checks share; filled in as they pass."""
-
-    stack: Stack
-    http: httpx.Client | None = None
-    discover: Callable[[Stack], tuple[foundry_link.FoundryView | None, str | None]] | None = None
-    view: foundry_link.FoundryView | None = None
-    ui: openwebui.OpenWebUI | None = None
-    signed_in: bool = False
-    openwebui_up: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._own_http = self.http is None
-        if self.http is None:
-            self.http = httpx.Client(timeout=httpx.Timeout(10.0), trust_env=False)
-
-    def close(self) -> None:
-        if self._own_http and self.http is not None:
-            self.http.close()
-
-    @property
-    def model(self) -> str | None:
-        return self.view.chat_models[0] if self.view and self.view.chat_models else None
-
-    def openai(self, base_url: str, api_key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=base_url, api_key=api_key, http_client=self.http,
-                             max_retries=0, timeout=CHAT_TIMEOUT)
 
 
 # -- 1. Foundry Local ----------------------------------------------------------
@@ -98,7 +65,7 @@ def check_foundry(ctx: Ctx) -> str:
 
 
 def check_openwebui(ctx: Ctx) -> str:
-    base = ctx.stack.api_url("OPENWEBUI_PORT")
+    base = ctx.stack.api_url(OPENWEBUI.port_key)
     for path in ("/health", "/ready"):
         try:
             r = ctx.http.get(base + path, timeout=5)
@@ -293,28 +260,12 @@ def _short(obj: object) -> str:
     return (text[-1] if text else type(obj).__name__)[:200]
 
 
-def _need_openwebui(ctx: Ctx) -> str | None:
-    return None if ctx.openwebui_up else "Open WebUI is not answering"
-
-
-def _need_token(ctx: Ctx) -> str | None:
-    return _need_openwebui(ctx) or (None if ctx.signed_in else "no admin sign-in")
-
-
-def _need_foundry(ctx: Ctx) -> str | None:
-    return _need_token(ctx) or (None if ctx.view else "Foundry Local not found")
-
-
-def _need_model(ctx: Ctx) -> str | None:
-    return _need_foundry(ctx) or (None if ctx.model else "no chat model loaded in Foundry Local")
-
-
 CHECKS: tuple[Check, ...] = (
     Check("foundry", check_foundry),
-    Check("open-webui", check_openwebui),
-    Check("sign-in", check_signin, _need_openwebui),
-    Check("connection", check_connection, _need_foundry),
-    Check("models", check_models, _need_model),
-    Check("chat", check_chat, _need_model),
-    Check("chat-stream", check_stream, _need_model),
+    Check(OPENWEBUI.name, check_openwebui),
+    Check("sign-in", check_signin, need_openwebui),
+    Check("connection", check_connection, need_foundry),
+    Check("models", check_models, need_model),
+    Check("chat", check_chat, need_model),
+    Check("chat-stream", check_stream, need_model),
 )

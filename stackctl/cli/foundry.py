@@ -1,49 +1,21 @@
-"""`invoke foundry.serve|stop|status`: parse options, call the library, print, exit.
+"""`foundry.serve|stop|status`: the stack's own embedded Foundry Local server.
 
 Defaults come from the project's .env (or the settings table when there is no
-.env yet); shell environment variables of the same name win, as with compose.
-"""
+.env yet), by the one rule of config/stack.py."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import invoke
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stackctl.config import envfile
-from stackctl.config.settings import SETTINGS
-from stackctl.config.stack import env_file_path
-from stackctl.errors import StackError
+from stackctl.cli import R, edge
+from stackctl.config.settings import FOUNDRY_PORT_KEY
+from stackctl.config.stack import settled_stack
 from stackctl.foundry import lifecycle
 from stackctl.foundry.events import PROGRESS, STAGE, Event
 from stackctl.foundry.urls import container_url
-
-out = Console(highlight=False)
-
-
-def project_dir(c: invoke.Context) -> Path:
-    prefix = getattr(c.config, "_project_prefix", None)
-    return Path(prefix) if prefix else Path.cwd()
-
-
-def stack_env(project: Path) -> dict[str, str]:
-    """.env values (defaults for missing keys), overridden by the process environment."""
-    env_path = env_file_path(project)  # STACK_ENV_FILE, else project/.env
-    env = envfile.load(env_path) if env_path.exists() else {s.key: s.default for s in SETTINGS}
-    return env | {s.key: os.environ[s.key] for s in SETTINGS if s.key in os.environ}
-
-
-def state_dir(project: Path, env: dict[str, str]) -> Path:
-    d = Path(env.get("STACK_STATE_DIR") or ".state").expanduser()
-    return d if d.is_absolute() else project / d
-
-
-def _fail(err: StackError) -> invoke.Exit:
-    return invoke.Exit(f"error: {err}", code=err.exit_code)
 
 
 @invoke.task(help={
@@ -55,55 +27,45 @@ def _fail(err: StackError) -> invoke.Exit:
     "catalog-url": "model catalog URL (a mirror); default: the public Foundry catalog",
     "timeout": "seconds of start-up silence before giving up (downloads report progress)",
 })
+@edge
 def serve(c, model=None, model_path=None, name=None, port=None, host=None, catalog_url=None, timeout=None):
     """Serve a model with the real Foundry Local runtime, in the background, until `foundry.stop`."""
-    project = project_dir(c)
-    try:
-        env = stack_env(project)
-        if not model and not model_path:
-            model_path = env.get("FOUNDRY_MODEL_PATH") or None
-            model = None if model_path else env.get("FOUNDRY_MODEL")
-        with _progress() as on_event:
-            st = lifecycle.serve(
-                state_dir(project, env), port=int(port or env["FOUNDRY_PORT"]), model=model,
-                model_path=model_path, name=name, host=host, catalog_url=catalog_url,
-                startup_timeout=float(timeout or lifecycle.STARTUP_TIMEOUT_S), on_event=on_event,
-            )
-    except StackError as err:
-        raise _fail(err) from None
-    except ValueError as err:
-        raise invoke.Exit(f"error: bad option value: {err}", code=2) from None
-    out.print(f"[bold green]Foundry Local is serving[/] {st.model_id} (pid {st.pid})")
-    out.print(f"  OpenAI base URL   {st.chat_base_url}")
-    out.print(f"  from containers   {container_url(st.chat_base_url)}")
-    out.print(f"  model id          {st.model_id}")
-    out.print(f"  bound to          {', '.join(st.urls)}")
-    out.print(f"  log               {st.log_path}")
-    out.print("Stop it with: invoke foundry.stop")
+    stack = settled_stack()
+    env = stack.env
+    if not model and not model_path:
+        model_path = env.get("FOUNDRY_MODEL_PATH") or None
+        model = None if model_path else env.get("FOUNDRY_MODEL")
+    with _progress() as on_event:
+        st = lifecycle.serve(
+            stack.state_dir, port=int(port or env[FOUNDRY_PORT_KEY]), model=model,
+            model_path=model_path, name=name, host=host, catalog_url=catalog_url,
+            startup_timeout=float(timeout or lifecycle.STARTUP_TIMEOUT_S), on_event=on_event,
+        )
+    R.ok(f"Foundry Local is serving {st.model_id} (pid {st.pid})")
+    R.info(f"  OpenAI base URL   {st.chat_base_url}")
+    R.info(f"  from containers   {container_url(st.chat_base_url)}")
+    R.info(f"  model id          {st.model_id}")
+    R.info(f"  bound to          {', '.join(st.urls)}")
+    R.info(f"  log               {st.log_path}")
+    R.info("Stop it with: invoke foundry.stop")
 
 
 @invoke.task
+@edge
 def stop(c):
     """Stop the embedded Foundry Local server (SIGTERM, then wait until it is gone)."""
-    project = project_dir(c)
-    try:
-        result = lifecycle.stop(state_dir(project, stack_env(project)))
-    except StackError as err:
-        raise _fail(err) from None
+    result = lifecycle.stop(settled_stack().state_dir)
     how = "killed after the SIGTERM deadline" if result.forced else "stopped"
-    out.print(f"Foundry Local server pid {result.pid} {how} in {result.seconds:.1f} s")
+    R.info(f"Foundry Local server pid {result.pid} {how} in {result.seconds:.1f} s")
 
 
 @invoke.task
+@edge
 def status(c):
     """Show the embedded Foundry Local server: pid, URLs, loaded models."""
-    project = project_dir(c)
-    try:
-        st = lifecycle.status(state_dir(project, stack_env(project)))
-    except StackError as err:
-        raise _fail(err) from None
+    st = lifecycle.status(settled_stack().state_dir)
     if st.stale is not None:
-        out.print(f"removed a stale state file (pid {st.stale.pid} is gone)")
+        R.info(f"removed a stale state file (pid {st.stale.pid} is gone)")
     if not st.running:
         raise invoke.Exit(f"{st.problem} — start one with `invoke foundry.serve`", code=1)
     s = st.state
@@ -115,7 +77,7 @@ def status(c):
         ("urls", ", ".join(s.urls)), ("started", s.started_at), ("log", s.log_path),
     ):
         table.add_row(key, value)
-    out.print(table)
+    R.console.print(table)
     if st.problem:
         raise invoke.Exit(f"error: {st.problem} — see {s.log_path}", code=1)
 

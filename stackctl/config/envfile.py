@@ -20,6 +20,8 @@ from pathlib import Path
 
 from stackctl.config.settings import (
     BY_KEY,
+    FOUNDRY_PORT_KEY,
+    IMAGE_KEYS,
     MANAGED_KEYS,
     PORT_KEYS,
     SECRET_KEYS,
@@ -77,7 +79,7 @@ def validate(env: dict[str, str], source: str = ".env") -> None:
     """Check the values of known keys; raise one UsageError listing all problems."""
     problems: list[str] = []
     ports: dict[str, int] = {}
-    for key in (*PORT_KEYS, "FOUNDRY_PORT"):
+    for key in (*PORT_KEYS, FOUNDRY_PORT_KEY):
         v = env.get(key, "")
         if not v.isdigit() or not 1 <= int(v) <= 65535:
             problems.append(f"{key}={v!r} is not a port (1-65535)")
@@ -96,7 +98,7 @@ def validate(env: dict[str, str], source: str = ".env") -> None:
     endpoint = env.get("FOUNDRY_LOCAL_ENDPOINT", "")
     if endpoint and not re.match(r"^https?://[^/\s]+(/\S*)?$", endpoint):
         problems.append(f"FOUNDRY_LOCAL_ENDPOINT={endpoint!r} is not an http(s) URL")
-    for key in ("OPENWEBUI_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "EXPORTER_IMAGE", "COMPOSE_PROJECT_NAME"):
+    for key in (*IMAGE_KEYS, "COMPOSE_PROJECT_NAME"):
         if not env.get(key):
             problems.append(f"{key} is empty")
     name = env.get("COMPOSE_PROJECT_NAME", "")

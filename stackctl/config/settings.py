@@ -2,6 +2,9 @@
 
 compose.yaml reads these keys from .env (``${KEY:?…}``, no defaults of its own);
 ``.env.example`` is rendered from this table and a unit test fails when it drifts.
+The SERVICES table names each compose service with its port key, container port,
+image key and data volume; a unit test fails when one of those is written as a
+literal anywhere else in the library.
 """
 
 from __future__ import annotations
@@ -61,7 +64,6 @@ del _S
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 MANAGED_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.managed)
 SECRET_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.secret)
-PORT_KEYS: tuple[str, ...] = ("OPENWEBUI_PORT", "GRAFANA_PORT", "PROMETHEUS_PORT", "EXPORTER_PORT")
 
 SECTION_TITLES = {
     "stack": "Stack",
@@ -72,5 +74,45 @@ SECTION_TITLES = {
     "managed": "Managed by `invoke up` (discovered; do not edit)",
 }
 
-# Compose service names, used by tasks, health waits and tests.
-SERVICES: tuple[str, ...] = ("open-webui", "exporter", "prometheus", "grafana")
+
+@dataclass(frozen=True)
+class Service:
+    """One compose service as the library knows it (compose.yaml is checked against this)."""
+
+    name: str             # compose service name
+    title: str            # what people call it
+    port_key: str         # .env key of its published host port
+    container_port: int   # where it listens inside its container
+    image_key: str        # .env key of its image
+    volume: str = ""      # its data volume (compose name, without the project prefix)
+    profile: str = ""     # the compose profile that enables it; empty: always on
+    url_path: str = ""    # appended to its URL for people (e.g. /metrics)
+    build: str = ""       # build context (project-relative) when the stack builds its image
+
+
+OPENWEBUI = Service("open-webui", "Open WebUI", "OPENWEBUI_PORT", 8080, "OPENWEBUI_IMAGE",
+                    volume="open-webui-data")
+EXPORTER = Service("exporter", "Exporter", "EXPORTER_PORT", 9101, "EXPORTER_IMAGE",
+                   url_path="/metrics", build="exporter")
+PROMETHEUS = Service("prometheus", "Prometheus", "PROMETHEUS_PORT", 9090, "PROMETHEUS_IMAGE",
+                     volume="prometheus-data")
+GRAFANA = Service("grafana", "Grafana", "GRAFANA_PORT", 3000, "GRAFANA_IMAGE",
+                  volume="grafana-data", profile="grafana")
+
+SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA)
+BY_SERVICE: dict[str, Service] = {s.name: s for s in SERVICES}
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+PORT_KEYS: tuple[str, ...] = tuple(s.port_key for s in SERVICES)
+IMAGE_KEYS: tuple[str, ...] = tuple(s.image_key for s in SERVICES)
+BASE_IMAGE_KEY = "EXPORTER_BASE_IMAGE"  # what the exporter's own image is built on
+VOLUMES: tuple[str, ...] = tuple(s.volume for s in SERVICES if s.volume)
+VOLUME_SERVICE: dict[str, str] = {s.volume: s.name for s in SERVICES if s.volume}
+FOUNDRY_PORT_KEY = "FOUNDRY_PORT"
+
+# Project files the checks read (the exporter's stack config, Grafana's provisioning).
+EXPORTER_CONFIG = "exporter/config.stack.yml"
+GRAFANA_DATASOURCES = "grafana/provisioning/datasources/prometheus.yaml"
+GRAFANA_DASHBOARDS = "grafana/dashboards"
+
+# Defaults of command options (tasks.py hands them to invoke with ns.configure).
+TASK_DEFAULTS = {"health_timeout": 300, "logs_tail": 200, "bench_rounds": 3}

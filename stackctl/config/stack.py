@@ -1,7 +1,11 @@
 """Where the stack lives: project root, .env, state dir, and the values in .env.
 
-Tests point a Stack at their own env file (STACK_ENV_FILE) so they never touch
-a user's running stack: own compose project name, state dir and ports.
+The one precedence rule, for every command: values come from .env and only from
+.env. The shell environment never overrides a settings key (compose runs with
+those keys removed), so every command and every container see the same values;
+options that set a value (`up --model`) write it to .env. The only variable read
+from the shell is STACK_ENV_FILE, which chooses the file: tests point it at
+their own, so they never touch a user's stack (own project name, state dir, ports).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackctl.config import envfile
+from stackctl.config.settings import BY_KEY, SERVICES, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: stackctl/config/stack.py → ../../..
 
@@ -27,7 +32,7 @@ class Stack:
 
     @property
     def state_dir(self) -> Path:
-        p = Path(self.env.get("STACK_STATE_DIR") or ".state")
+        p = Path(self.env.get("STACK_STATE_DIR") or BY_KEY["STACK_STATE_DIR"].default).expanduser()
         return p if p.is_absolute() else self.root / p
 
     @property
@@ -50,8 +55,13 @@ class Stack:
 
     @property
     def services(self) -> tuple[str, ...]:
-        base = ("open-webui", "exporter", "prometheus")
-        return (*base, "grafana") if "grafana" in self.profiles else base
+        return tuple(s.name for s in SERVICES if not s.profile or s.profile in self.profiles)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Service name → the URL people open, for every enabled service."""
+        return {s.name: self.host_url(s.port_key) + s.url_path
+                for s in SERVICES if s.name in self.services}
 
     def with_env(self, env: dict[str, str]) -> Stack:
         return Stack(self.root, self.env_file, env)
@@ -67,6 +77,15 @@ def ensure_stack(root: Path = ROOT) -> tuple[Stack, list[str]]:
     path = env_file_path(root)
     _, added = envfile.ensure(path)
     return Stack(root, path, envfile.load(path)), added
+
+
+def settled_stack(root: Path = ROOT) -> Stack:
+    """The Stack from .env when it exists, else from the settings' defaults (nothing
+    written): for commands that may run before the first `up` (foundry.*)."""
+    path = env_file_path(root)
+    if path.exists():
+        return Stack(root, path, envfile.load(path))
+    return Stack(root, path, {s.key: s.default for s in SETTINGS})
 
 
 def load_stack(root: Path = ROOT) -> Stack:

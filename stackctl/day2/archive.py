@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
+from stackctl.config.settings import OPENWEBUI, VOLUMES
 from stackctl.errors import StackError, UsageError
 
 FORMAT = "foundry-chat-stack-backup/1"
@@ -41,8 +42,8 @@ CHUNK = 1 << 20
 
 # Re-creatable content left out of backups and kept in place on restore: Open WebUI's
 # model caches (Hugging Face layout, full of symlinks, hundreds of MB).
-EXCLUDED: dict[str, tuple[str, ...]] = {"open-webui-data": ("cache",)}
-KNOWN_VOLUMES = ("open-webui-data", "prometheus-data", "grafana-data")
+EXCLUDED: dict[str, tuple[str, ...]] = {OPENWEBUI.volume: ("cache",)}
+KNOWN_VOLUMES = VOLUMES
 
 
 class ArchiveError(StackError):

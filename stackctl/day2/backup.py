@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackctl import __version__
+from stackctl.config.settings import IMAGE_KEYS, OPENWEBUI, VOLUME_SERVICE, VOLUMES
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter
 from stackctl.day2.archive import ArchiveWriter, Manifest, archive_name
@@ -34,11 +35,6 @@ from stackctl.docker import compose as composer
 from stackctl.docker import engine, health
 from stackctl.docker import volumes as dd
 from stackctl.errors import StackError
-
-# Which service writes each volume (stopped while its volume is copied).
-VOLUME_SERVICES = {"open-webui-data": "open-webui", "prometheus-data": "prometheus",
-                   "grafana-data": "grafana"}
-IMAGE_KEYS = ("OPENWEBUI_IMAGE", "PROMETHEUS_IMAGE", "GRAFANA_IMAGE", "EXPORTER_IMAGE")
 
 
 @dataclass(frozen=True)
@@ -73,26 +69,27 @@ def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
     stack = stack or load_stack()
     client = client or engine.client()
     compose = compose or composer.find()
-    wanted = ["open-webui-data"] + (["prometheus-data", "grafana-data"] if include_metrics else [])
+    wanted = [OPENWEBUI.volume] + ([v for v in VOLUMES if v != OPENWEBUI.volume] if include_metrics else [])
     volumes = [v for v in wanted if dd.volume_exists(client, dd.volume_name(stack.project, v))]
-    if "open-webui-data" not in volumes:
-        raise StackError(f"no Open WebUI data volume {dd.volume_name(stack.project, 'open-webui-data')} "
+    if OPENWEBUI.volume not in volumes:
+        raise StackError(f"no Open WebUI data volume {dd.volume_name(stack.project, OPENWEBUI.volume)} "
                          "— nothing to back up; `invoke up` creates it", exit_code=2)
     for v in sorted(set(wanted) - set(volumes)):
         r.warn(f"volume {v} does not exist; not in the backup")
 
     states = engine.services(client, stack.project)
     # The image that wrote the data: the container's, if one exists, else the pinned one.
-    writer = states["open-webui"].image if "open-webui" in states else stack.env["OPENWEBUI_IMAGE"]
+    pinned = stack.env[OPENWEBUI.image_key]
+    writer = states[OPENWEBUI.name].image if OPENWEBUI.name in states else pinned
     if not dd.image_present(client, writer):
-        writer = stack.env["OPENWEBUI_IMAGE"]
+        writer = pinned
     iv = probe_image(client, writer, stack.project)
 
     when = now()
     out = (out_dir or default_dir(stack)).resolve() / archive_name(
         stack.project, when.strftime("%Y%m%dT%H%M%SZ"))
-    running = tuple(VOLUME_SERVICES[v] for v in volumes
-                    if states.get(VOLUME_SERVICES[v]) and states[VOLUME_SERVICES[v]].state == "running")
+    running = tuple(VOLUME_SERVICE[v] for v in volumes
+                    if states.get(VOLUME_SERVICE[v]) and states[VOLUME_SERVICE[v]].state == "running")
     with cold(stack, client, compose, running, r, timeout), ArchiveWriter(out) as w:
         for v in volumes:
             r.step(f"copying volume {v}")

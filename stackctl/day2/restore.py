@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackctl.config.settings import OPENWEBUI, VOLUME_SERVICE
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter
 from stackctl.day2.archive import EXCLUDED, Manifest, verify, volume_stream
-from stackctl.day2.backup import VOLUME_SERVICES, probe_image
+from stackctl.day2.backup import probe_image
 from stackctl.day2.version import ImageVersion, is_newer
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
@@ -153,7 +154,7 @@ def restore(path: Path, *, confirm: Callable[[Manifest], bool],
          f"Open WebUI {manifest.openwebui_version}, taken {manifest.created_at}")
     client = client or engine.client()
     compose = compose or composer.find()
-    image = probe_image(client, stack.env["OPENWEBUI_IMAGE"], stack.project)
+    image = probe_image(client, stack.env[OPENWEBUI.image_key], stack.project)
     refuse_if_newer(manifest, image)
     if not confirm(manifest):
         raise StackError("nothing restored (not confirmed)")
@@ -177,7 +178,7 @@ def _stage(path, vols, image, stack, client, scratch, r) -> Staged:
                       volume_stream(path, v))
     code, out = dd.run_script(client, image.image, stack.project, "check",
                               ["python3", "-c", CHECK, "/s/webui.db"],
-                              {scratch["s/open-webui-data"]: "/s"})
+                              {scratch[f"s/{OPENWEBUI.volume}"]: "/s"})
     staged = staged_verdict(out if code == 0 else f"exit {code}: {out}", image)
     r.ok(f"staged webui.db passes the integrity check (schema {staged.revision}, {staged.chats} chats)")
     return staged
@@ -185,14 +186,14 @@ def _stage(path, vols, image, stack, client, scratch, r) -> Staged:
 
 def _swap(vols, stack, client, compose, scratch, bring_up, r) -> None:
     states = engine.services(client, stack.project)
-    services = tuple(VOLUME_SERVICES[v] for v in vols)
+    services = tuple(VOLUME_SERVICE[v] for v in vols)
     running = tuple(s for s in services if states.get(s) and states[s].state == "running")
     for v in vols:
         scratch[f"r/{v}"] = dd.scratch_volume(client, stack.project, "rollback")
     mounts = {dd.ensure_compose_volume(client, stack.project, v): f"/t/{v}" for v in vols}
     mounts |= {scratch[f"s/{v}"]: f"/s/{v}" for v in vols}
     mounts |= {scratch[f"r/{v}"]: f"/r/{v}" for v in vols}
-    image = stack.env["OPENWEBUI_IMAGE"]
+    image = stack.env[OPENWEBUI.image_key]
 
     def run(phase: str) -> tuple[int, str]:
         return dd.run_script(client, image, stack.project, phase, ["sh", "-c", swap_script(vols, phase)], mounts)

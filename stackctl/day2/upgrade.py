@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackctl.config import envfile
-from stackctl.config.settings import BY_KEY
+from stackctl.config.settings import BY_KEY, OPENWEBUI
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter
 from stackctl.day2.backup import BackupResult, probe_image
@@ -30,7 +30,7 @@ from stackctl.docker import engine, health
 from stackctl.docker.volumes import image_present, pull
 from stackctl.errors import StackError
 
-KEY = "OPENWEBUI_IMAGE"
+KEY = OPENWEBUI.image_key
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,9 @@ def upgrade(*, to: str | None = None, out_dir: Path | None = None, timeout: floa
 
 def _start_new(stack: Stack, client, compose, timeout: float, r: Reporter) -> None:
     r.step("starting Open WebUI on the new image")
-    composer.run(compose, stack, "up", "-d", "--no-build", "open-webui", capture=True)
+    composer.run(compose, stack, "up", "-d", "--no-build", OPENWEBUI.name, capture=True)
     with r.status("waiting for the new Open WebUI (migrations run now)"):
-        health.wait_healthy(["open-webui"], no_crashloop(lambda: engine.services(client, stack.project)),
+        health.wait_healthy([OPENWEBUI.name], no_crashloop(lambda: engine.services(client, stack.project)),
                             timeout=timeout)
     r.ok("Open WebUI is healthy on the new image")
 

@@ -7,7 +7,6 @@ Containers are found by compose labels, never by name (compose v1 names them
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import docker
@@ -73,18 +72,6 @@ def published_ports(states: dict[str, ServiceState]) -> set[int]:
             host = p.split("->")[0]
             out.add(int(host.rsplit(":", 1)[1]))
     return out
-
-
-def port_free(host: str, port: int) -> bool:
-    """True if nothing listens on host:port (we try to bind it)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def image_present(c: docker.DockerClient, ref: str) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker.errors
 
+from stackctl.config.settings import BASE_IMAGE_KEY, EXPORTER
 from stackctl.config.stack import Stack
 from stackctl.console import Reporter
 from stackctl.errors import StackError
@@ -34,9 +35,9 @@ def source_hash(src: Path, base_image: str) -> str:
 
 
 def exporter_up_to_date(client, stack: Stack) -> tuple[bool, str]:
-    want = source_hash(stack.root / "exporter", stack.env["EXPORTER_BASE_IMAGE"])
+    want = source_hash(stack.root / EXPORTER.build, stack.env[BASE_IMAGE_KEY])
     try:
-        img = client.images.get(stack.env["EXPORTER_IMAGE"])
+        img = client.images.get(stack.env[EXPORTER.image_key])
     except docker.errors.ImageNotFound:
         return False, want
     return (img.labels or {}).get(SOURCE_LABEL) == want, want
@@ -44,12 +45,12 @@ def exporter_up_to_date(client, stack: Stack) -> tuple[bool, str]:
 
 def build_exporter(stack: Stack, digest: str) -> None:
     """docker build with live output (it is a long operation: show it)."""
-    argv = ["docker", "build", "-t", stack.env["EXPORTER_IMAGE"],
-            "--build-arg", f"BASE_IMAGE={stack.env['EXPORTER_BASE_IMAGE']}",
+    argv = ["docker", "build", "-t", stack.env[EXPORTER.image_key],
+            "--build-arg", f"BASE_IMAGE={stack.env[BASE_IMAGE_KEY]}",
             "--label", f"{SOURCE_LABEL}={digest}"]
     if os.environ.get("STACK_BUILD_NETWORK"):
         argv += ["--network", os.environ["STACK_BUILD_NETWORK"]]
-    argv.append(str(stack.root / "exporter"))
+    argv.append(str(stack.root / EXPORTER.build))
     cp = subprocess.run(argv)
     if cp.returncode != 0:
         raise StackError(

@@ -24,7 +24,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +43,7 @@ from stackctl.foundry.events import ERROR, READY, STAGE, Event, decode
 from stackctl.foundry.model_spec import resolve
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import ServerState
+from stackctl.ports import bind_error
 
 STARTUP_TIMEOUT_S = 120.0  # longest silence allowed during start-up (downloads report progress)
 READY_TIMEOUT_S = 15.0
@@ -148,29 +148,17 @@ def _bind_hosts(host: str | None, port: int, gateway: Callable[[], str | None], 
         hosts = ["127.0.0.1"]
         gw = gateway()
         if gw:
-            if _bind_error(gw, port) in (None, errno.EADDRINUSE):
+            if bind_error(gw, port) in (None, errno.EADDRINUSE):
                 hosts.append(gw)
             else:
                 on_event(Event(STAGE, f"cannot bind the Docker bridge gateway {gw}; containers will not reach this server"))
     for h in dict.fromkeys(hosts):
-        err = _bind_error(h, port)
+        err = bind_error(h, port)
         if err == errno.EADDRINUSE:
             raise StackError(runtime.port_in_use_message(port), exit_code=2)
         if err is not None:
             raise UsageError(f"cannot bind {h}:{port} ({os.strerror(err)}) — pass a local address with --host, or omit it")
     return hosts
-
-
-def _bind_error(host: str, port: int) -> int | None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # Same semantics as the runtime's listener: a TIME_WAIT leftover is not "in use".
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as err:
-            return err.errno or errno.EADDRNOTAVAIL
-    return None
 
 
 def _check_catalog(alias: str, http: httpx.Client | None) -> None:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from stackctl.config.settings import FOUNDRY_PORT_KEY
 from stackctl.config.stack import Stack
 from stackctl.console import Reporter
 from stackctl.errors import StackError
@@ -88,7 +89,7 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     if not model and not model_path:
         model_path = stack.env.get("FOUNDRY_MODEL_PATH") or None
         model = None if model_path else stack.env.get("FOUNDRY_MODEL")
-    st = lifecycle.serve(stack.state_dir, port=int(stack.env["FOUNDRY_PORT"]), model=model,
+    st = lifecycle.serve(stack.state_dir, port=int(stack.env[FOUNDRY_PORT_KEY]), model=model,
                          model_path=model_path, on_event=_event_printer(reporter))
     reporter.ok(f"embedded Foundry Local serving {st.model_id} (pid {st.pid}); "
                 "stop it with `invoke foundry.stop`")

@@ -51,13 +51,11 @@ class StatusReport:
 
 
 def status() -> StatusReport:
-    from stackctl.lifecycle.up import service_urls
-
     stack = load_stack()
     client = engine.client()
     states = engine.services(client, stack.project)
     view, reason = foundry_link.current(stack)
-    return StatusReport(stack, states, service_urls(stack), view, reason)
+    return StatusReport(stack, states, stack.urls, view, reason)
 
 
 def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from stackctl import openwebui
 from stackctl.config import envfile
-from stackctl.config.settings import PORT_KEYS
+from stackctl.config.settings import OPENWEBUI, SERVICES
 from stackctl.config.stack import Stack, ensure_stack
 from stackctl.console import Reporter
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health, images
 from stackctl.errors import StackError
 from stackctl.foundry import view as foundry_link
+from stackctl.ports import busy_ports
 
 
 @dataclass
@@ -35,13 +36,7 @@ class UpResult:
 
 
 def preflight_ports(stack: Stack, own_ports: set[int]) -> None:
-    busy = []
-    for key in PORT_KEYS:
-        if key == "GRAFANA_PORT" and "grafana" not in stack.profiles:
-            continue
-        port = int(stack.env[key])
-        if port not in own_ports and not engine.port_free(stack.bind, port):
-            busy.append(f"{port} ({key})")
+    busy = [f"{port} ({key})" for port, key in busy_ports(stack, own_ports)]
     if busy:
         raise StackError(
             f"port {', '.join(busy)} is already in use on {stack.bind} by another program — "
@@ -66,7 +61,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
     try:
         _ensure_images(client, stack, r)
-        ok, detail = engine.curl_from_container(client, stack.env["OPENWEBUI_IMAGE"],
+        ok, detail = engine.curl_from_container(client, stack.env[OPENWEBUI.image_key],
                                                 view.container_openai_url + "/models")
         if not ok:
             raise StackError(foundry_link.unreachable_message(view, detail))
@@ -88,33 +83,20 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
         )
     r.ok("all services healthy")
 
-    ui = openwebui.login(openwebui.OpenWebUI(stack.api_url("OPENWEBUI_PORT")),
+    ui = openwebui.login(openwebui.OpenWebUI(stack.api_url(OPENWEBUI.port_key)),
                          stack.env["WEBUI_ADMIN_EMAIL"], stack.env["WEBUI_ADMIN_PASSWORD"],
                          stack.state_dir)
     changed = openwebui.reconcile(ui, view.container_openai_url, list(view.chat_models))
     if changed:
         r.ok(f"Open WebUI connection set to {view.container_openai_url} "
              f"offering {', '.join(view.chat_models) or 'no models'}")
-    return UpResult(stack=stack, foundry=view, urls=service_urls(stack), env_added=added,
+    return UpResult(stack=stack, foundry=view, urls=stack.urls, env_added=added,
                     reconciled=changed, started_embedded=started, seconds=time.monotonic() - t0)
 
 
-def service_urls(stack: Stack) -> dict[str, str]:
-    urls = {
-        "Open WebUI": stack.host_url("OPENWEBUI_PORT"),
-        "Prometheus": stack.host_url("PROMETHEUS_PORT"),
-        "Exporter": stack.host_url("EXPORTER_PORT") + "/metrics",
-    }
-    if "grafana" in stack.profiles:
-        urls["Grafana"] = stack.host_url("GRAFANA_PORT")
-    return urls
-
-
 def _ensure_images(client, stack: Stack, r: Reporter) -> None:
-    wanted = {"open-webui": "OPENWEBUI_IMAGE", "prometheus": "PROMETHEUS_IMAGE"}
-    if "grafana" in stack.profiles:
-        wanted["grafana"] = "GRAFANA_IMAGE"
-    missing = [key for key in wanted.values() if not engine.image_present(client, stack.env[key])]
+    wanted = [s.image_key for s in SERVICES if s.name in stack.services and not s.build]
+    missing = [key for key in wanted if not engine.image_present(client, stack.env[key])]
     if missing:
         r.step(f"pulling {len(missing)} image(s) (the first run downloads a few GB)")
     for key in missing:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.config import envfile
 from stackctl.foundry import lifecycle
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import pid_alive, read
@@ -25,8 +26,12 @@ INVOKE = str(Path(sys.executable).with_name("invoke"))
 
 
 def invoke(state_dir: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, STACK_STATE_DIR=str(state_dir), **(extra_env or {}))
-    env.pop("FOUNDRY_LOCAL_ENDPOINT", None)
+    """Run invoke with its own .env (STACK_ENV_FILE) whose STACK_STATE_DIR is ``state_dir``."""
+    env_file = state_dir.parent / f"{state_dir.name}.env"
+    if not env_file.exists():
+        envfile.ensure(env_file)
+        env_file.write_text(env_file.read_text().replace("STACK_STATE_DIR=.state", f"STACK_STATE_DIR={state_dir}"))
+    env = dict(os.environ, STACK_ENV_FILE=str(env_file), **(extra_env or {}))
     return subprocess.run(
         [INVOKE, "-r", str(REPO), *args], capture_output=True, text=True, env=env, timeout=180, check=False,
     )

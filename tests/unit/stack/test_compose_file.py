@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from stackctl.config import envfile
-from stackctl.config.settings import BY_KEY, SERVICES
+from stackctl.config.settings import BY_KEY, SERVICE_NAMES, SERVICES
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "compose.yaml"
@@ -30,13 +30,27 @@ def test_every_variable_is_a_setting_and_has_no_default_of_its_own():
 
 def test_services_match_settings_and_ports_bind_to_the_bind_address():
     doc = yaml.safe_load(COMPOSE.read_text())
-    assert tuple(doc["services"]) == SERVICES
+    assert tuple(doc["services"]) == SERVICE_NAMES
     for name, svc in doc["services"].items():
         assert svc.get("healthcheck"), f"{name} has no healthcheck"
         assert svc.get("restart") == "unless-stopped"
         assert "host.docker.internal:host-gateway" in svc["extra_hosts"]
         for port in svc.get("ports", []):
             assert port.startswith("${STACK_BIND_ADDRESS:?"), f"{name} publishes {port} beyond the bind address"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_each_service_is_wired_as_the_settings_table_says(service):
+    """Port key, container port, image key, volume and profile: compose agrees with settings.py."""
+    svc = yaml.safe_load(COMPOSE.read_text())["services"][service.name]
+    assert svc["ports"] == [f"${{STACK_BIND_ADDRESS:?is not set}}:${{{service.port_key}:?is not set}}:"
+                            f"{service.container_port}"]
+    assert svc["image"].startswith(f"${{{service.image_key}:?")
+    mounts = [v.split(":")[0] for v in svc.get("volumes", [])]
+    assert (service.volume in mounts) if service.volume else all(m.startswith(".") for m in mounts)
+    assert svc.get("profiles", []) == ([service.profile] if service.profile else [])
+    assert (svc.get("build", {}).get("context") == f"./{service.build}") if service.build else "build" not in svc
+    assert str(service.container_port) in str(svc["healthcheck"]["test"])
 
 
 def _binaries():
@@ -61,7 +75,7 @@ def test_compose_accepts_the_file(argv, tmp_path):
                         capture_output=True, text=True, cwd=REPO)
     assert cp.returncode == 0, cp.stderr
     rendered = yaml.safe_load(cp.stdout)
-    assert set(rendered["services"]) == set(SERVICES)
+    assert set(rendered["services"]) == set(SERVICE_NAMES)
     ports = [p for s in rendered["services"].values() for p in s.get("ports", [])]
     assert ports and all((p["host_ip"] if isinstance(p, dict) else p).startswith("127.0.0.1") for p in ports)
 

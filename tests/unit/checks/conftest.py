@@ -6,12 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from smoke_fakes import PORTS, FakeStack, view
 
-from stackctl.checks.chat import Ctx
+from stackctl.checks.context import Ctx
 from stackctl.config import envfile
 from stackctl.config.stack import ROOT, Stack
 from stackctl.foundry.view import FoundryView
+from tests.unit.checks.fakes import PORTS, FakeStack, view
 
 
 @pytest.fixture

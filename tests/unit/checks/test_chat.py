@@ -5,15 +5,15 @@ anything are skipped, not failed."""
 from __future__ import annotations
 
 import httpx
-from smoke_fakes import CONTAINER_OPENAI, MODEL, sse, view
 
 from stackctl.checks import chat as smoke_checks
-from stackctl.checks import smoke
-from stackctl.checks.smoke import FAIL, OK, SKIP
+from stackctl.checks import runner
+from stackctl.checks.runner import FAIL, OK, SKIP
+from tests.unit.checks.fakes import CONTAINER_OPENAI, MODEL, sse, view
 
 
 def run(ctx):
-    return {r.name: r for r in smoke.run_checks(smoke_checks.CHECKS, ctx).results}
+    return {r.name: r for r in runner.run_checks(smoke_checks.CHECKS, ctx).results}
 
 
 def test_healthy_chat_path_passes_every_check(make_ctx, fake):

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from stackctl.checks import browser, smoke
-from stackctl.checks.smoke import FAIL, OK, SKIP, Check, Failed, Result, Skipped
+from stackctl.checks import browser, runner, smoke
+from stackctl.checks.runner import FAIL, OK, SKIP, Check, Failed, Result, Skipped
 
 
 def _ok(ctx):
@@ -37,7 +37,7 @@ def test_runner_keeps_order_and_turns_every_exception_into_a_result():
     checks = [Check("a", _ok), Check("b", _broken), Check("c", _crash), Check("d", _skip),
               Check("e", _ok, needs=lambda ctx: "b is broken")]
     ctx = {"ran": []}
-    rep = smoke.run_checks(checks, ctx, clock=_clock())
+    rep = runner.run_checks(checks, ctx, clock=_clock())
     assert [(r.name, r.status) for r in rep.results] == [
         ("a", OK), ("b", FAIL), ("c", FAIL), ("d", SKIP), ("e", SKIP)]
     assert ctx["ran"] == ["ok"]  # e was skipped, not run
@@ -48,12 +48,12 @@ def test_runner_keeps_order_and_turns_every_exception_into_a_result():
 
 
 def test_skips_alone_do_not_fail_the_run():
-    rep = smoke.run_checks([Check("a", _ok), Check("g", _skip)], {"ran": []})
+    rep = runner.run_checks([Check("a", _ok), Check("g", _skip)], {"ran": []})
     assert rep.ok and rep.exit_code == 0 and rep.first_failure is None
 
 
-def _report() -> smoke.Report:
-    return smoke.Report((
+def _report() -> runner.Report:
+    return runner.Report((
         Result("foundry", OK, 0.12, "serves tiny"),
         Result("exporter", FAIL, 0.01, "the exporter does not answer [bold]", "`invoke logs exporter`"),
         Result("grafana", SKIP, 0.0, "skipped: not running"),
@@ -78,7 +78,7 @@ def test_render_with_color_escapes_brackets_in_details():
 
 
 def test_passing_report_says_so_with_its_time():
-    rep = smoke.Report((Result("foundry", OK, 0.5, "fine"),), 3.21)
+    rep = runner.Report((Result("foundry", OK, 0.5, "fine"),), 3.21)
     assert smoke.render(rep)[-1] == "smoke passed in 3.2s"
 
 
@@ -92,9 +92,8 @@ def test_json_report_is_machine_readable():
 
 
 def test_whole_run_against_fakes_lists_every_check_in_the_issue_order(stack, fake, monkeypatch):
-    from smoke_fakes import view
-
     from stackctl.foundry import view as foundry_link
+    from tests.unit.checks.fakes import view
 
     monkeypatch.setattr(foundry_link, "current", lambda s: (view(), None))
     rep = smoke.run_smoke(stack, http=httpx.Client(transport=httpx.MockTransport(fake)))
@@ -126,5 +125,5 @@ def test_parse_frame_reads_open_webui_socketio_events():
     ([("c", False, "exceeds the model's maximum context length")], False, "showed an error"),
 ])
 def test_browser_stream_verdict(events, ok, words):
-    got_ok, why = browser.stream_verdict([browser.StreamEvent(*e) for e in events])
+    got_ok, why = browser.reply_verdict([browser.StreamEvent(*e) for e in events])
     assert got_ok is ok and words in why

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from smoke_fakes import metrics, targets
 
 from stackctl.checks import observe as smoke_observe
-from stackctl.checks import smoke
-from stackctl.checks.smoke import FAIL, OK, SKIP, Failed
+from stackctl.checks import runner
+from stackctl.checks.runner import FAIL, OK, SKIP, Failed
 from stackctl.config.stack import ROOT
+from tests.unit.checks.fakes import metrics, targets
 
 NOW = 1_000_000.0
 
@@ -99,7 +99,7 @@ def test_no_recording_data_after_the_deadline_fails_saying_to_rerun(make_ctx, fa
 
 
 def test_grafana_is_skipped_when_not_in_the_profiles(make_ctx):
-    res = smoke.run_checks(smoke_observe.CHECKS, make_ctx())
+    res = runner.run_checks(smoke_observe.CHECKS, make_ctx())
     grafana = {r.name: r for r in res.results}["grafana"]
     assert grafana.status == SKIP and grafana.detail.startswith("skipped: not running")
     assert res.ok
@@ -125,18 +125,18 @@ def test_grafana_health_datasource_and_dashboards(make_ctx, fake):
 ])
 def test_grafana_failures(make_ctx, fake, kw, words):
     _grafana(fake, **kw)
-    res = smoke.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana"))
+    res = runner.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana"))
     (r,) = res.results
     assert r.status == FAIL and words in r.detail and r.fix
 
 
 def test_grafana_in_the_profiles_but_not_answering_fails(make_ctx):
-    (r,) = smoke.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana")).results
+    (r,) = runner.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana")).results
     assert r.status == FAIL and "does not answer" in r.detail and "invoke logs grafana" in r.fix
 
 
 def test_observability_checks_all_pass_on_a_healthy_fake(make_ctx):
-    res = smoke.run_checks(smoke_observe.CHECKS[:2], make_ctx())
+    res = runner.run_checks(smoke_observe.CHECKS[:2], make_ctx())
     assert [r.status for r in res.results] == [OK, OK]
 
 

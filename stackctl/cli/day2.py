@@ -1,0 +1,102 @@
+"""`backup restore upgrade bench`: day-2 operations on the stack's data and models."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Collection, Exit, task
+
+from stackctl.cli import R, edge
+from stackctl.config.settings import TASK_DEFAULTS
+from stackctl.errors import StackError
+
+
+@task(help={"include-metrics": "Also back up Prometheus' (and Grafana's) volumes.",
+            "out": "Folder for the archive (default: backups/ in the project).",
+            "timeout": f"Seconds to wait for services to be healthy again (default {TASK_DEFAULTS['health_timeout']})."})
+@edge
+def backup(c, include_metrics=False, out=None, timeout=None):
+    """Back up Open WebUI's data (chats, users, settings) into a timestamped .tar.gz (mode 0600)."""
+    from pathlib import Path
+
+    from stackctl.day2.backup import backup as do_backup
+
+    res = do_backup(include_metrics=include_metrics, out_dir=Path(out) if out else None,
+                    timeout=float(timeout or c.config.stack.health_timeout), reporter=R)
+    m = res.manifest
+    R.ok(f"backup written: {res.path} ({len(m.files)} files, {m.total_bytes:,} bytes, "
+         f"Open WebUI {m.openwebui_version}, volumes: {', '.join(m.volumes)}) in {res.seconds:.0f}s")
+    R.info(f"  Restore it with `invoke restore {res.path}`.")
+
+
+@task(help={"yes": "Do not ask before replacing the current data."})
+@edge
+def restore(c, file, yes=False):
+    """Restore a backup (verified first; the current data is kept if anything fails)."""
+    from pathlib import Path
+
+    from stackctl.day2.restore import restore as do_restore
+    from stackctl.lifecycle.up import up as do_up
+
+    def confirm(m) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise StackError("restore replaces the current chats and users; pass --yes to confirm", exit_code=2)
+        return input(f"Replace the current data with the backup of {m.created_at} "
+                     f"({', '.join(m.volumes)})? Type 'restore' to confirm: ") == "restore"
+
+    res = do_restore(Path(file), confirm=confirm, bring_up=lambda stack: do_up(reporter=R), reporter=R)
+    R.ok(f"restored {res.path.name} (taken {res.manifest.created_at}; webui.db integrity ok, "
+         f"{res.staged.chats} chats) in {res.seconds:.0f}s")
+
+
+@task(help={"to": "Image tag (same repository) or full image reference; default: the tag this stack pins.",
+            "out": "Folder for the safety backup (default: backups/ in the project).",
+            "timeout": f"Seconds to wait for health at each step (default {TASK_DEFAULTS['health_timeout']})."})
+@edge
+def upgrade(c, to=None, out=None, timeout=None):
+    """Back up, move OPENWEBUI_IMAGE, bring the stack up, run smoke; roll back on failure."""
+    from pathlib import Path
+
+    from stackctl.day2.upgrade import upgrade as do_upgrade
+
+    res = do_upgrade(to=to, out_dir=Path(out) if out else None,
+                     timeout=float(timeout or c.config.stack.health_timeout), reporter=R)
+    if not res.changed:
+        R.ok(f"Open WebUI is already on {res.new} ({res.new_version}); nothing to do")
+        return
+    R.ok(f"upgraded Open WebUI {res.old_version} → {res.new_version} ({res.new}); smoke passed; "
+         f"backup of the old data: {res.backup}")
+
+
+@task(help={"models": "Comma-separated model ids (default: the chat models Foundry Local has loaded).",
+            "models-file": "YAML file listing model ids (instead of --models).",
+            "prompts-file": "Prompt set YAML (default: stackctl/bench/prompts.yaml).",
+            "rounds": f"Measured rounds per prompt, after one warm-up round (default {TASK_DEFAULTS['bench_rounds']}).",
+            "through-openwebui": "Also measure through Open WebUI's API (proxy overhead).",
+            "out": "Output folder (default: bench-results/<timestamp>).",
+            "base-url": "OpenAI base URL to measure instead of the discovered Foundry Local."})
+@edge
+def bench(c, models=None, models_file=None, prompts_file=None, rounds=None, through_openwebui=False,
+          out=None, base_url=None):
+    """Benchmark Foundry Local models: latency, TTFT, tokens/s; JSON, CSV, Markdown and a PNG chart."""
+    from pathlib import Path
+
+    from stackctl.bench.run import BenchOptions, run_bench
+
+    res = run_bench(BenchOptions(
+        models=models, models_file=Path(models_file) if models_file else None,
+        prompts_file=Path(prompts_file) if prompts_file else None,
+        rounds=int(rounds or c.config.stack.bench_rounds),
+        through_openwebui=through_openwebui, out_dir=Path(out) if out else None,
+        base_url=base_url), reporter=R)
+    for line in res.summary_lines:
+        R.info(line)
+    for kind, path in res.outputs.items():
+        R.info(f"  {kind:<8} {path}")
+    if res.all_failed:
+        raise Exit(code=1)
+
+
+ns = Collection(backup, restore, upgrade, bench)

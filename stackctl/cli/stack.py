@@ -1,0 +1,117 @@
+"""`up down status logs doctor smoke`: the running stack, from the command line."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+from stackctl.cli import R, edge
+from stackctl.config.settings import BY_SERVICE, SERVICE_NAMES, TASK_DEFAULTS
+from stackctl.errors import StackError, UsageError
+
+
+@task(help={
+    "model": "Catalog model alias for the embedded Foundry server, if one must be started.",
+    "model-path": "Local ONNX Runtime GenAI model folder to serve instead (works offline).",
+    "timeout": f"Seconds to wait for the services to become healthy (default {TASK_DEFAULTS['health_timeout']}).",
+})
+@edge
+def up(c, model=None, model_path=None, timeout=None):
+    """Start the stack (creates .env, finds or serves Foundry Local, waits for health)."""
+    from stackctl.lifecycle.up import up as do_up
+
+    res = do_up(model=model, model_path=model_path,
+                timeout=float(timeout or c.config.stack.health_timeout), reporter=R)
+    R.info()
+    R.ok(f"stack is up in {res.seconds:.0f}s — Foundry Local at {res.foundry.root_url} "
+         f"({res.foundry.source}), models: {', '.join(res.foundry.chat_models) or 'none loaded'}")
+    for name, url in res.urls.items():
+        R.info(f"  {BY_SERVICE[name].title:<11} {url}")
+    R.info(f"  Sign in as {res.stack.env['WEBUI_ADMIN_EMAIL']}; the password is "
+           f"WEBUI_ADMIN_PASSWORD in {res.stack.env_file} (mode 0600).")
+    R.info("  Next: `invoke smoke` to check the whole path, `invoke status`, `invoke logs -f`.")
+
+
+@task(help={"volumes": "Also delete all data (chats, metrics, dashboards state).",
+            "yes": "Do not ask before deleting data.",
+            "keep-foundry": "Leave the stack's embedded Foundry Local server running."})
+@edge
+def down(c, volumes=False, yes=False, keep_foundry=False):
+    """Stop the stack; data volumes are kept unless --volumes."""
+    from stackctl.lifecycle.ops import down as do_down
+
+    if volumes and not yes:
+        if not sys.stdin.isatty():
+            raise StackError("--volumes deletes all chats and metrics; pass --yes to confirm", exit_code=2)
+        if input("Delete ALL stack data (chats, users, metrics)? Type 'delete' to confirm: ") != "delete":
+            raise StackError("nothing deleted", exit_code=1)
+    res = do_down(volumes=volumes, keep_foundry=keep_foundry)
+    R.ok(f"stack {res.stack.project} stopped" + ("; data volumes deleted" if volumes else "; data kept"))
+    if res.foundry_stopped:
+        R.ok(f"embedded Foundry Local stopped (pid {res.foundry_stopped})")
+
+
+@task
+@edge
+def status(c):
+    """Services, health, URLs, the Foundry endpoint and its loaded models."""
+    from stackctl.console import status_table
+    from stackctl.lifecycle.ops import status as do_status
+
+    rep = do_status()
+    R.console.print(status_table(rep))
+    if not rep.healthy:
+        raise Exit(code=1)
+
+
+@task(
+      help={"service": f"One of {', '.join(SERVICE_NAMES)} (default: all).",
+            "follow": "Keep streaming new lines.", "tail": f"Lines of history to show (default {TASK_DEFAULTS['logs_tail']})."})
+@edge
+def logs(c, service=None, follow=False, tail=None):
+    """Show the stack's logs (`--service NAME` for one service)."""
+    from stackctl.lifecycle.ops import logs as do_logs
+
+    if service and service not in SERVICE_NAMES:
+        raise UsageError(f"no service {service!r} — choose one of {', '.join(SERVICE_NAMES)}")
+    raise Exit(code=do_logs(service, follow=follow, tail=int(tail or c.config.stack.logs_tail)))
+
+
+@task(help={"json": "Print machine-readable results."})
+@edge
+def doctor(c, json=False):
+    """Run the troubleshooting checks; each finding comes with its fix."""
+    from stackctl.checks import doctor as doc
+    from stackctl.console import check_lines
+
+    report = doc.run_doctor()
+    if json:
+        print(jsonlib.dumps(report.as_dict(), indent=2))
+    else:
+        for line in check_lines(report, doc.total(report), color=True):
+            R.console.print(line)
+    raise Exit(code=doc.exit_code(report))
+
+
+@task(help={"json": "Print the report as JSON.",
+            "browser": "Also chat through a real browser (Playwright + chromium) and save a screenshot.",
+            "screenshot": "Where --browser saves its screenshot (default: artifacts/smoke-browser.png)."})
+@edge
+def smoke(c, json=False, browser=False, screenshot=None):
+    """Check the whole path end to end: Foundry, Open WebUI, chat, exporter, Prometheus, Grafana."""
+    from stackctl.checks.smoke import Options, render, run_smoke
+    from stackctl.config.stack import load_stack
+
+    report = run_smoke(load_stack(), Options(browser=browser, screenshot=Path(screenshot) if screenshot else None))
+    if json:
+        print(jsonlib.dumps(report.as_dict(), indent=2))
+    else:
+        for line in render(report, color=True):
+            R.console.print(line)
+    raise Exit(code=report.exit_code)
+
+
+ns = Collection(up, down, status, logs, doctor, smoke)

@@ -1,0 +1,43 @@
+"""Host ports: whether an address:port can be bound, and which of the stack's
+published ports another program holds.
+
+One bind test for every caller (`up`, `doctor`, the embedded Foundry server), with
+the listeners' own semantics: a TIME_WAIT leftover is not "in use" (SO_REUSEADDR)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from stackctl.config.settings import SERVICES
+from stackctl.config.stack import Stack
+
+
+def bind_error(host: str, port: int) -> int | None:
+    """The errno binding host:port fails with, or None when it is free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            return err.errno or errno.EADDRNOTAVAIL
+    return None
+
+
+def port_free(host: str, port: int) -> bool:
+    """True if nothing listens on host:port (we try to bind it)."""
+    return bind_error(host, port) is None
+
+
+def busy_ports(stack: Stack, own_ports: set[int]) -> list[tuple[int, str]]:
+    """(port, .env key) of each enabled service's host port that another program holds;
+    ports the stack's own containers publish are not busy."""
+    busy = []
+    for svc in SERVICES:
+        if svc.name not in stack.services:
+            continue
+        port = int(stack.env[svc.port_key])
+        if port not in own_ports and not port_free(stack.bind, port):
+            busy.append((port, svc.port_key))
+    return busy
