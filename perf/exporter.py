@@ -44,6 +44,9 @@ from foundry_exporter.state import Store, fold, initial_state, tick
 from foundry_exporter.web import make_app, serve
 
 REPO = Path(__file__).resolve().parents[1]
+# Measured with the harness the tests use (fault server, tiny-model server): importable
+# from a fresh clone however the script is started.
+sys.path.insert(0, str(REPO))
 
 
 def _free_port() -> int:

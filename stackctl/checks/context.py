@@ -63,7 +63,7 @@ class Ctx:
 
 
 def need_stack(ctx: Ctx) -> str | None:
-    return None if ctx.stack is not None else f".env is not usable ({ctx.stack_problem or 'see env'})"
+    return None if ctx.stack is not None else "needs a usable .env (see env above)"
 
 
 def need_openwebui(ctx: Ctx) -> str | None:

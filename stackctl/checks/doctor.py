@@ -14,7 +14,17 @@ from pathlib import Path
 
 from stackctl.checks import chat
 from stackctl.checks.context import Ctx, need_openwebui, need_stack
-from stackctl.checks.runner import FAIL, WARN, Check, Report, Result, fail, ok, run_checks, warn
+from stackctl.checks.runner import (
+    FAIL,
+    WARN,
+    Check,
+    Report,
+    Result,
+    fail,
+    ok,
+    run_checks,
+    warn,
+)
 from stackctl.config import envfile
 from stackctl.config.settings import GRAFANA, OPENWEBUI, SECRET_KEYS
 from stackctl.config.stack import ROOT, env_file_path, load_stack

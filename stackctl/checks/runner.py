@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich.markup import escape
+
 from stackctl.errors import StackError
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -132,3 +134,23 @@ def _run_one(chk: Check, ctx: object, clock: Callable[[], float]) -> list[Result
         fix = f"`invoke doctor`; `invoke logs` for the service behind {chk.name}"
     out.append(Result(chk.name, status, clock() - start, detail, fix))
     return out
+
+
+_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "–"}
+_COLOR = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "yellow"}
+
+
+def check_lines(report: Report, total: str, *, color: bool = False) -> list[str]:
+    """One line per result (symbol, name, time, detail), a fix line under each
+    failure and warning, then ``total``. Pure."""
+    width = max((len(r.name) for r in report.results), default=0)
+    lines: list[str] = []
+    for r in report.results:
+        sym = _SYMBOL[r.status]
+        text = f"{r.name:<{width}}  {r.seconds:5.2f}s  {r.detail}"
+        lines.append(f"[{_COLOR[r.status]}]{sym}[/] {escape(text)}" if color else f"{sym} {text}")
+        if r.status in ("fail", "warn") and r.fix:
+            fix = f"{'':<{width}}  fix: {r.fix}"
+            lines.append(f"  {escape(fix)}" if color else f"  {fix}")
+    lines.append(escape(total) if color else total)
+    return lines

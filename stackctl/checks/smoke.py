@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackctl import console
 from stackctl.checks import chat, observe
 from stackctl.checks.context import Ctx
-from stackctl.checks.runner import FAIL, Report, run_checks
+from stackctl.checks.runner import FAIL, Report, check_lines, run_checks
 from stackctl.config.stack import Stack
 
 # Where `--browser` saves its screenshot unless told otherwise, relative to the
@@ -41,7 +40,7 @@ def total(report: Report) -> str:
 def render(report: Report, *, color: bool = False) -> list[str]:
     """One line per check (✓/✗/–, name, time, detail), a fix line under each
     failure, and a total line naming the first broken link. Pure."""
-    return console.check_lines(report, total(report), color=color)
+    return check_lines(report, total(report), color=color)
 
 
 def run_smoke(stack: Stack, options: Options | None = None, http=None) -> Report:

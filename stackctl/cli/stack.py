@@ -58,8 +58,8 @@ def down(c, volumes=False, yes=False, keep_foundry=False):
 @edge
 def status(c):
     """Services, health, URLs, the Foundry endpoint and its loaded models."""
-    from stackctl.console import status_table
     from stackctl.lifecycle.ops import status as do_status
+    from stackctl.lifecycle.ops import status_table
 
     rep = do_status()
     R.console.print(status_table(rep))
@@ -85,7 +85,7 @@ def logs(c, service=None, follow=False, tail=None):
 def doctor(c, json=False):
     """Run the troubleshooting checks; each finding comes with its fix."""
     from stackctl.checks import doctor as doc
-    from stackctl.console import check_lines
+    from stackctl.checks.runner import check_lines
 
     report = doc.run_doctor()
     if json:

@@ -1,9 +1,13 @@
-"""`invoke down / status / logs`: thin compositions over compose and the engine."""
+"""`down / status / logs`: thin compositions over compose and the engine, and the
+status table they print (a pure rendering of StatusReport)."""
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+
+from rich.markup import escape
+from rich.table import Table
 
 from stackctl.config.stack import Stack, load_stack
 from stackctl.docker import compose as composer
@@ -72,3 +76,24 @@ def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -
         return 0
     except subprocess.SubprocessError as exc:
         raise StackError(f"compose logs failed: {exc}") from None
+
+
+def status_table(rep: StatusReport) -> Table:
+    t = Table(title=f"stack {rep.stack.project}", title_justify="left")
+    for col in ("service", "state", "health", "restarts", "url"):
+        t.add_column(col)
+    for svc in rep.stack.services:
+        s = rep.services.get(svc)
+        url = rep.urls.get(svc, "")
+        if s is None:
+            t.add_row(svc, "[red]absent[/]", "", "", url)
+        else:
+            color = "green" if s.ok else "red"
+            t.add_row(svc, f"[{color}]{s.state}[/]", s.health, str(s.restarts), url)
+    if rep.foundry:
+        f = rep.foundry
+        t.add_row("foundry (host)", "[green]serving[/]", f.generation, "",
+                  escape(f"{f.root_url}  models: {', '.join(f.chat_models) or 'none loaded'}"))
+    else:
+        t.add_row("foundry (host)", "[red]not found[/]", "", "", escape(rep.foundry_reason or ""))
+    return t

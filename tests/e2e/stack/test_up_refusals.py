@@ -22,7 +22,7 @@ def fresh(tmp_path, stack_images):
 def refused(s: E2EStack, code: int, needle: str, **env: str) -> str:
     before = s.env_file.read_bytes()
     cp = s.invoke("up", timeout=300, **env)
-    errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if ln.startswith("✗")]
+    errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if ln.startswith("error: ")]
     assert cp.returncode == code, cp.stdout + cp.stderr
     assert len(errors) == 1 and needle in errors[0], errors or cp.stdout + cp.stderr
     assert s.env_file.read_bytes() == before, ".env changed"
@@ -60,7 +60,7 @@ def test_malformed_env_line(fresh):
     before = fresh.env_file.read_bytes()
     cp = fresh.invoke("up", timeout=120)
     assert cp.returncode == 2
-    errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if ln.startswith("✗")]
+    errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "expected KEY=VALUE" in errors[0] and "this is not a setting" in errors[0]
     assert fresh.env_file.read_bytes() == before
 
