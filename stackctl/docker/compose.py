@@ -30,11 +30,6 @@ class Compose:
     version: str
 
     @property
-    def major(self) -> int:
-        m = re.match(r"v?(\d+)", self.version)
-        return int(m.group(1)) if m else 0
-
-    @property
     def label(self) -> str:
         return f"{' '.join(self.argv)} {self.version}"
 

@@ -59,16 +59,6 @@ def wait_healthy(expected: Iterable[str], fetch: Fetch, *, timeout: float = 300.
         sleep(interval)
 
 
-def wait_until(check: Callable[[], bool], what: str, *, timeout: float = 60.0,
-               interval: float = 0.5, clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> None:
-    deadline = clock() + timeout
-    while not check():
-        if clock() >= deadline:
-            raise StackError(f"{what} not ready after {timeout:.0f}s — see `invoke doctor`")
-        sleep(interval)
-
-
 def _describe(s: ServiceState | None) -> str:
     if s is None:
         return "no container"

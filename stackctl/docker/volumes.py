@@ -140,8 +140,3 @@ def pull(client, ref: str) -> None:
                          exit_code=2) from None
 
 
-def image_id(client, ref: str) -> str:
-    try:
-        return client.images.get(ref).id
-    except docker.errors.ImageNotFound:
-        return ""
