@@ -1,6 +1,6 @@
 """Benchmark: the exporter next to its baselines, side by side in one run.
 
-    PYTHONPATH=. .venv/bin/python bench/exporter.py [--runs N] [--foundry-url URL --model ID]
+    .venv/bin/python perf/exporter.py [--runs N] [--foundry-url URL --model ID]
 
 1. Scrape latency p50/p99 over HTTP with 1 and 20 targets, against a bare
    prometheus_client exposition (start_http_server) of the same series

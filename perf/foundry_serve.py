@@ -1,6 +1,6 @@
 """Benchmark: `foundry.serve` start-to-ready next to the bare SDK sequence, same run.
 
-    .venv/bin/python bench/foundry_serve.py [--runs N] [--model-path DIR]
+    .venv/bin/python perf/foundry_serve.py [--runs N] [--model-path DIR]
 
 Both sides start a fresh process with a fresh state dir and serve the same
 local model behind a loopback catalog stub (no network):

@@ -10,7 +10,7 @@ tier gets them), in one run:
 
 and prints warm/own as the overhead ratio of `up` itself (target ≤ 1.3).
 
-    .venv/bin/python bench/stack_up.py [--runs 3]
+    .venv/bin/python perf/stack_up.py [--runs 3]
 """
 
 from __future__ import annotations
