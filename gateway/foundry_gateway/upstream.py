@@ -41,6 +41,13 @@ class _Wire:
                  conn: h11.Connection, deadline: float) -> None:
         self.reader, self.writer, self.conn, self.deadline = reader, writer, conn, deadline
         self.sock = writer.get_extra_info("socket")
+        self.eof = False
+
+    def broken(self, exc: h11.RemoteProtocolError) -> UpstreamError:
+        """h11's complaint as a reason: an early EOF is a lost connection, not bad HTTP."""
+        if self.eof:
+            return UpstreamError("reset", "upstream closed the connection mid-response")
+        return UpstreamError("protocol", f"invalid HTTP from upstream: {exc}")
 
     async def receive(self, timeout: float, reason: str) -> None:
         budget = min(timeout, self.deadline - time.monotonic())
@@ -60,17 +67,18 @@ class _Wire:
                 self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             except OSError:
                 pass
+        self.eof = not data
         try:
             self.conn.receive_data(data)
         except h11.RemoteProtocolError as exc:
-            raise UpstreamError("protocol", f"invalid HTTP from upstream: {exc}") from None
+            raise self.broken(exc) from None
 
     async def head(self, timeout: float) -> h11.Response:
         while True:
             try:
                 event = self.conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise UpstreamError("protocol", f"invalid HTTP from upstream: {exc}") from None
+                raise self.broken(exc) from None
             if event is h11.NEED_DATA:
                 await self.receive(timeout, "header_timeout")
             elif isinstance(event, h11.Response):
@@ -102,7 +110,7 @@ class Exchange:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise UpstreamError("protocol", f"invalid HTTP from upstream: {exc}") from None
+                raise self._wire.broken(exc) from None
             if event is h11.NEED_DATA:
                 await self._wire.receive(self._timeouts.idle, "idle_timeout")
                 continue
