@@ -14,12 +14,13 @@ in the state dir (0600) and reused while GET /api/v1/auths/ accepts it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from stackctl.config import envfile
+from stackctl.config.stack import private_dir
 from stackctl.errors import StackError
 
 TOKEN_FILE = "openwebui-token"
@@ -95,10 +96,8 @@ def login(ui: OpenWebUI, email: str, password: str, state_dir: Path) -> OpenWebU
         if ui.token_valid():
             return ui
     ui.signin(email, password)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(ui.token or "")
+    private_dir(state_dir)
+    envfile.write_atomic(path, ui.token or "")  # 0600 whatever mode an older file had
     return ui
 
 

@@ -67,6 +67,13 @@ class Stack:
         return Stack(self.root, self.env_file, env)
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` if needed and make it 0700 (it holds tokens, pids, logs)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def env_file_path(root: Path = ROOT) -> Path:
     p = os.environ.get("STACK_ENV_FILE")
     return Path(p).resolve() if p else root / ".env"

@@ -275,6 +275,12 @@ def verify(path: Path) -> Manifest:
             with tarfile.open(fileobj=raw, mode="r:") as tar:
                 for info in tar:
                     problem = member_problem(info)
+                    if problem and not seen and manifest_bytes is None \
+                            and PurePosixPath(info.name).parts[:1] != (PREFIX,) and "escapes" not in problem \
+                            and "absolute" not in problem:
+                        raise ArchiveError(path, f"is not a backup made by this stack (it starts with "
+                                                 f"{info.name!r}; a backup holds {PREFIX}/<volume>/… and "
+                                                 f"{MANIFEST}) — choose an archive `invoke backup` wrote")
                     if problem:
                         raise ArchiveError(path, problem)
                     if info.isdir():

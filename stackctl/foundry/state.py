@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from stackctl.config.stack import private_dir
 from stackctl.foundry.paths import FoundryPaths
 
 STATE_VERSION = 1
@@ -79,7 +80,7 @@ class ServerState:
 
 def write(paths: FoundryPaths, state: ServerState) -> None:
     """Write the state file atomically (readers never see half a file)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.root)
     fd, tmp = tempfile.mkstemp(prefix=".server.", dir=paths.root)
     try:
         with os.fdopen(fd, "w") as fh:

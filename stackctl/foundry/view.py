@@ -92,7 +92,7 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     st = lifecycle.serve(stack.state_dir, port=int(stack.env[FOUNDRY_PORT_KEY]), model=model,
                          model_path=model_path, on_event=_event_printer(reporter))
     reporter.ok(f"embedded Foundry Local serving {st.model_id} (pid {st.pid}); "
-                "stop it with `invoke foundry.stop`")
+                "`invoke down` stops it with the stack")
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
         raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")

@@ -68,6 +68,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     except BaseException:
         if started:  # leave the machine as we found it
             foundry_link.stop_embedded(stack)
+            r.warn("stopped the embedded Foundry Local this run had started")
         raise
     r.ok("Foundry Local is reachable from a container through host.docker.internal")
     if envfile.set_managed(stack.env_file, view.managed_env()):

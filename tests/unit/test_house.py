@@ -151,3 +151,28 @@ def test_the_fact_check_sees_a_literal(tmp_path, literal):
         assert len(literal_facts(p)) == 1
     finally:
         p.unlink()
+
+
+def test_token_cache_and_state_dir_are_private_whatever_they_were(tmp_path):
+    """Issue: a token file that existed as 0644 stayed 0644; .state/ was 0755."""
+    from stackctl import openwebui
+
+    state = tmp_path / ".state"
+    state.mkdir(mode=0o755)
+    old = state / openwebui.TOKEN_FILE
+    old.write_text("stale")
+    old.chmod(0o644)
+
+    class UI:
+        token = None
+
+        def token_valid(self):
+            return False
+
+        def signin(self, email, password):
+            self.token = "fresh"
+
+    openwebui.login(UI(), "a@b.c", "pw", state)
+    assert old.read_text() == "fresh"
+    assert old.stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o700

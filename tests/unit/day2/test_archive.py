@@ -217,7 +217,21 @@ def test_crafted_entries_are_refused_before_anything_else(tmp_path, name, kind, 
     info.linkname = "/etc/shadow" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
     data = b"x" if kind == tarfile.REGTYPE else None
     assert member_problem(info) == problem
-    assert refused(crafted(tmp_path, info, data)) == problem
+    whole = refused(crafted(tmp_path, info, data))
+    if name == "elsewhere/file":  # the first entry of a tarball that is no backup at all
+        assert whole.startswith("is not a backup made by this stack (it starts with 'elsewhere/file'")
+    else:
+        assert whole == problem
+
+
+def test_a_tarball_of_something_else_is_named_as_not_a_backup(tmp_path):
+    src = tmp_path / "project"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "a.txt").write_text("hello")
+    path = tmp_path / "project.tar.gz"
+    with tarfile.open(path, "w:gz") as t:
+        t.add(src, arcname=".")
+    assert refused(path).startswith("is not a backup made by this stack (it starts with '.'")
 
 
 def test_traversal_in_a_valid_looking_archive_is_refused_even_with_a_manifest(good, tmp_path):
