@@ -1,25 +1,26 @@
 """Wiring: config -> store, client, scheduler, HTTP server; runs until SIGTERM/SIGINT.
 
 The asyncio loop owns the main thread (probes, signals); the HTTP server runs
-in a daemon thread. Shutdown order: stop serving, cancel probe tasks, close the
-HTTP client, so nothing is left running when ``run`` returns.
+in a daemon thread. Shutdown order: cancel probe tasks, stop serving, close the
+HTTP clients, so nothing is left running when ``run`` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import signal
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from .collector import SnapshotCollector
 from .config import Config
 from .httpio import SYSTEM_CLOCK, Clock, make_client
-from .ondemand import probe_on_demand
+from .ondemand import OnDemand
 from .probes import ProbeContext
 from .scheduler import Scheduler
 from .state import Store, health, initial_state
@@ -27,6 +28,20 @@ from .web import make_app, serve
 
 log = logging.getLogger(__name__)
 HEARTBEAT_LIMIT = 10.0
+
+
+@contextlib.asynccontextmanager
+async def probe_context(max_body_bytes: int,
+                        clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[ProbeContext]:
+    """The HTTP clients every probe uses in production (and the TTFT tests measure).
+
+    Listings share a keep-alive pool; the chat canary gets a client without
+    keep-alive, because on a reused connection a server that writes headers and
+    first chunk as separate segments with Nagle on stalls TTFT by the client's
+    delayed ACK (~40 ms; see ``httpio.make_client``).
+    """
+    async with make_client() as client, make_client(keepalive=False) as stream_client:
+        yield ProbeContext(client, clock, max_body_bytes, stream_client)
 
 
 def build_registry(store: Store) -> CollectorRegistry:
@@ -43,26 +58,24 @@ async def serve_until_stopped(config: Config, listen_address: str,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = Store(initial_state(config.targets, clock.monotonic()))
-    client, stream_client = make_client(), make_client(keepalive=False)
-    ctx = ProbeContext(client, clock, config.max_body_bytes, stream_client)
     stale_after = config.healthz_stale_after()
-    app = make_app(
-        build_registry(store),
-        lambda: health(store.get(), clock.monotonic(), stale_after, HEARTBEAT_LIMIT),
-        functools.partial(probe_on_demand, config, ctx, loop))
-    server = serve(app, listen_address)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="http", daemon=True)
-    thread.start()
-    log.info("listening on %s with %d targets", listen_address, len(config.targets))
-    try:
-        await Scheduler(config.targets, store, ctx).run(stop)
-    finally:
-        log.info("shutting down")
-        await asyncio.to_thread(server.shutdown)
-        server.server_close()
-        await client.aclose()
-        await stream_client.aclose()
+    async with probe_context(config.max_body_bytes, clock) as ctx:
+        app = make_app(
+            build_registry(store),
+            lambda: health(store.get(), clock.monotonic(), stale_after, HEARTBEAT_LIMIT),
+            OnDemand(config, ctx, loop, store.get))
+        server = serve(app, listen_address)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name="http", daemon=True)
+        thread.start()
+        log.info("listening on %s with %d targets, %d probe URLs", listen_address,
+                 len(config.targets), len(config.probe_urls))
+        try:
+            await Scheduler(config.targets, store, ctx).run(stop)
+        finally:
+            log.info("shutting down")
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
 
 
 def run(config: Config, listen_address: str) -> int:

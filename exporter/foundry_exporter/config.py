@@ -31,6 +31,8 @@ DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_LISTEN = "0.0.0.0:9101"
+# /probe runs a URL target's chat canary at most this often unless its module says.
+DEFAULT_PROBE_CANARY_INTERVAL = 60.0
 
 
 class ConfigError(Exception):
@@ -72,12 +74,24 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ProbeURL:
+    """A URL ``/probe?target=URL&module=M`` may reach, and the only modules it may use.
+
+    A module's API key is sent only to the URLs whose entry names that module.
+    """
+
+    url: str                    # canonical (see ``canonical_url``)
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     modules: dict[str, Module]
     listen_address: str = DEFAULT_LISTEN
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     stale_after: float | None = None  # None: derived from the slowest target
+    probe_urls: tuple[ProbeURL, ...] = ()  # none by default: /probe takes target names only
 
     def healthz_stale_after(self) -> float:
         """Seconds after which a target's last probe cycle counts as stuck."""
@@ -94,7 +108,36 @@ def builtin_modules() -> dict[str, Module]:
 
 _MODULE_KEYS = ("kind", "probes", "timeout", "api_key_env", "canary")
 _TARGET_KEYS = (*_MODULE_KEYS, "name", "url", "url_env", "interval")
-_TOP_KEYS = ("targets", "modules", "defaults", "listen_address", "max_body_bytes", "stale_after")
+_TOP_KEYS = ("targets", "modules", "defaults", "listen_address", "max_body_bytes", "stale_after",
+             "probe_urls")
+_PROBE_URL_EXAMPLE = "{url: http://127.0.0.1:5273, modules: [foundry]}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a base URL (http(s), a host, no credentials/query/fragment), or None.
+
+    Looks at the raw characters, not only the parsed parts: ``http://h:1/?``
+    has an empty query but would still move the probe's path into one.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "is not an http(s) URL; write it like http://127.0.0.1:5273"
+    if parts.scheme not in ("http", "https") or not parts.hostname \
+            or any(c.isspace() or c == "\\" for c in url):
+        return "is not an http(s) URL; write it like http://127.0.0.1:5273"
+    if "?" in url or "#" in url:
+        return "has a query or fragment; give the base URL only"
+    if "@" in parts.netloc:
+        return "has credentials before @; put a key in a module's api_key_env instead"
+    return None
+
+
+def canonical_url(url: str) -> str:
+    """The form URLs are compared in: scheme and host lower-case, no trailing slash."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}".rstrip("/")
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
@@ -156,7 +199,59 @@ def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | Non
         p.add("listen_address", f"{q(listen)} is not host:port; write it like 0.0.0.0:9101")
     max_body = p.integer(doc, "max_body_bytes", "", DEFAULT_MAX_BODY_BYTES, 1024, 1 << 30)
     stale = p.duration(doc, "stale_after", "", 0.0) if "stale_after" in doc else None
-    return Config(tuple(targets), modules, listen, max_body, stale or None)
+    probe_urls = _probe_urls(doc.get("probe_urls", []), p, modules)
+    return Config(tuple(targets), modules, listen, max_body, stale or None, probe_urls)
+
+
+def _probe_urls(node: Any, p: Problems, modules: dict[str, Module]) -> tuple[ProbeURL, ...]:
+    if not isinstance(node, list):
+        p.add("probe_urls", f"expected a list like [{_PROBE_URL_EXAMPLE}], got {type_name(node)}")
+        return ()
+    out: list[ProbeURL] = []
+    first: dict[str, int] = {}
+    for i, entry in enumerate(node):
+        path = f"probe_urls[{i}]"
+        if not isinstance(entry, dict):
+            p.add(path, f"expected a mapping like {_PROBE_URL_EXAMPLE}, got {type_name(entry)}")
+            continue
+        p.mapping(entry, path, ("url", "modules"))
+        url = p.string(entry, "url", path, required="give the exact base URL /probe may "
+                       "target, e.g. url: http://127.0.0.1:5273")
+        if url is not None and (problem := url_problem(url)):
+            p.add(f"{path}.url", f"{q(url)} {problem}")
+            url = None
+        names = _module_names(entry, f"{path}.modules", p, modules)
+        if url is None or names is None:
+            continue
+        url = canonical_url(url)
+        if url in first:
+            p.add(f"{path}.url", f"{q(url)} is already allowed by probe_urls[{first[url]}]; "
+                  "merge the two entries' modules")
+            continue
+        first[url] = i
+        out.append(ProbeURL(url, names))
+    return tuple(out)
+
+
+def _module_names(entry: dict, path: str, p: Problems,
+                  modules: dict[str, Module]) -> tuple[str, ...] | None:
+    if "modules" not in entry:
+        p.add(path, "missing; list the modules /probe may use with this URL "
+              "(their api keys are sent to it), e.g. modules: [foundry]")
+        return None
+    raw = entry["modules"]
+    if not isinstance(raw, list) or not raw:
+        got = "an empty list" if raw == [] else type_name(raw)
+        p.add(path, f"expected a non-empty list of module names, got {got}; e.g. modules: [foundry]")
+        return None
+    names: list[str] = []
+    for i, name in enumerate(raw):
+        if not isinstance(name, str) or name not in modules:
+            p.add(f"{path}[{i}]", f"unknown module {q(name)}; use one of: "
+                  f"{', '.join(sorted(modules))} (or define it under modules:)")
+            return None
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def _module(node: Any, path: str, p: Problems, environ: dict[str, str],
@@ -243,12 +338,8 @@ def _url(node: dict, path: str, p: Problems, environ: dict[str, str]) -> str | N
         url, key = p.env(node, "url_env", path, environ, "export it or use url: instead"), "url_env"
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        p.add(f"{path}.{key}", f"{q(url)} is not an http(s) URL; write it like http://127.0.0.1:5273")
-        return None
-    if parts.query or parts.fragment:
-        p.add(f"{path}.{key}", f"{q(url)} has a query or fragment; give the base URL only")
+    if problem := url_problem(url):
+        p.add(f"{path}.{key}", f"{q(url)} {problem}")
         return None
     return url.rstrip("/")
 

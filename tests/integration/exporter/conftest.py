@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry
 
+from foundry_exporter.app import probe_context
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Canary, Module, Target
-from foundry_exporter.httpio import make_client
-from foundry_exporter.probes import ProbeContext, run_cycle
+from foundry_exporter.probes import run_cycle
 from foundry_exporter.results import ProbeResult
 from foundry_exporter.state import fold, initial_state
 from tests.integration.exporter.faultserver import FaultServer
@@ -37,15 +37,15 @@ class Probed:
 
 def probe_once(url: str, *, kind: str = "foundry", timeout: float = 1.0, model: str = "auto",
                max_body_bytes: int = 1 << 20, probes: tuple[str, ...] | None = None) -> Probed:
-    """One real probe round against ``url`` in a fresh event loop, rendered to a fresh registry."""
+    """One real probe round against ``url`` in a fresh event loop, rendered to a fresh registry,
+    through the exporter's production HTTP clients (``app.probe_context``)."""
     from foundry_exporter.config import KIND_PROBES
 
     target = Target("t", url, Module(kind, probes or KIND_PROBES[kind], timeout,
                                      canary=Canary(model=model)))
 
     async def go() -> tuple[tuple[ProbeResult, ...], list[str]]:
-        async with make_client() as client, make_client(keepalive=False) as streams:
-            ctx = ProbeContext(client, max_body_bytes=max_body_bytes, stream_client=streams)
+        async with probe_context(max_body_bytes) as ctx:
             results = await run_cycle(ctx, target)
         leaked = [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         return results, leaked

@@ -7,6 +7,10 @@ before its headers, a body that drips, an SSE stream cut mid-way, 50 MB of JSON.
 The first path segment picks the scenario, so one server serves every fault:
 ``http://127.0.0.1:PORT/<scenario>[/<n>]`` is a Foundry-kind target root, e.g.
 ``/ok``, ``/delay/200`` (first token after 200 ms), ``/status/500``, ``/hang``.
+Every scenario answers with TCP_NODELAY set, except ``/nagle``: it answers like
+Foundry Local's oatpp server (Nagle on, the response headers and the first SSE
+chunk written as separate small segments), which stalls a client that reads on
+a kept-alive connection until its delayed ACK fires (~40 ms on Linux).
 Runs its own event loop in a daemon thread; ``stop()`` closes every connection.
 """
 
@@ -76,7 +80,6 @@ class FaultServer:
         self._loop.call_later(0.05, self._loop.stop)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._writers.add(writer)
         try:
             while await self._one_request(reader, writer):
@@ -96,6 +99,8 @@ class FaultServer:
         self.requests.append((method, path))
         parts = path.strip("/").split("/")
         scenario = parts[0]
+        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY,
+                                              0 if scenario == "nagle" else 1)
         arg = parts[1] if len(parts) > 1 and parts[1].isdigit() else None
         endpoint = "/" + "/".join(parts[2 if arg else 1:])
         return await self._serve(scenario, arg, endpoint, body, reader, w)
@@ -156,6 +161,8 @@ class FaultServer:
             return True
         usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
         events = [_delta("", None), _delta("o"), _delta("k"), _delta(None, "stop")]
+        if scenario == "nagle":
+            events = events[1:]  # the first chunk carries content: the stall is all TTFT
         if scenario != "nousage":
             events.append(_delta(None, usage=usage))
         w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"

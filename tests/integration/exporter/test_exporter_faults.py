@@ -39,8 +39,9 @@ def test_fault_is_reported_with_its_reason(fault_server: FaultServer, scenario: 
                                            expected: dict[str, str | None]) -> None:
     started = time.monotonic()
     probed = probe_once(fault_server.url(scenario), model=model, timeout=1.0)
-    # Each probe is bounded by its 1 s timeout; three run per round, two of them at once.
-    assert time.monotonic() - started < 3.5
+    # Each probe is bounded by its 1 s timeout (listings at once, then the canary:
+    # 2 s at most); the bound here only catches a probe that ignores its timeout.
+    assert time.monotonic() - started < 8
     assert probed.leaked_tasks == []
     assert {p: r.reason for p, r in probed.results.items()} == expected
     assert probed.sample("foundry_up", target="t", kind="foundry") == (0.0 if expected["models"] else 1.0)
@@ -63,7 +64,11 @@ def test_healthy_canary_records_ttft_duration_and_tokens(fault_server: FaultServ
     probed = probe_once(fault_server.url("delay/200"))
     labels = {"target": "t", "model": MODEL}
     ttft = probed.sample("foundry_chat_last_ttft_seconds", **labels)
-    assert ttft is not None and 0.2 <= ttft < 0.22
+    duration = probed.sample("foundry_chat_duration_seconds_sum", **labels)
+    # What the canary promises: TTFT includes the server's 200 ms first-token delay,
+    # ends before the stream does, and fits the 1 s probe timeout. How close it
+    # comes to 200 ms is measured by bench/exporter.py, not asserted on a shared box.
+    assert ttft is not None and 0.2 <= ttft <= duration < 1.0
     assert probed.sample("foundry_chat_output_tokens_total", **labels) == 3.0
     assert probed.sample("foundry_chat_ttft_seconds_count", **labels) == 1.0
     assert probed.sample("foundry_chat_duration_seconds_count", **labels) == 1.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 
 from tests.integration.exporter.conftest import probe_once
@@ -24,17 +22,6 @@ def test_foundry_is_up_with_the_tiny_model_listed_and_loaded(probed, foundry_ser
     assert probed.sample("foundry_model_loaded", target="t", model=model) == 1.0
     assert probed.sample("foundry_models_loaded", target="t") >= 1
     assert probed.leaked_tasks == []
-
-
-def test_canary_ttft_matches_a_raw_socket_measurement(foundry_server) -> None:
-    from bench.exporter import paired_ttfts
-
-    url = f"{foundry_server.root_url}/catalogs/local"
-    raw, ours = paired_ttfts(url, foundry_server.model_id, 11)
-    # Keep-alive used to add ~40 ms here (server Nagle x client delayed ACK). The
-    # bound is looser than the bench's 2 ms target: this machine is shared.
-    error = statistics.median(abs(o - r) for r, o in zip(raw, ours, strict=True))
-    assert error < 0.005, (raw, ours)
 
 
 def test_canary_records_ttft_duration_and_tokens(probed, foundry_server) -> None:

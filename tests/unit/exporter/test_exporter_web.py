@@ -10,15 +10,19 @@ from prometheus_client import CollectorRegistry
 
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Config, Module, Target, builtin_modules
-from foundry_exporter.ondemand import resolve
 from foundry_exporter.state import fold, health, initial_state, tick
-from foundry_exporter.web import make_app, scrape_budget
+from foundry_exporter.web import NO_HEADER, make_app, scrape_budget
 
 T = Target("f", "http://f:1", Module("foundry", ("models",)), interval=10)
 
 
-def _call(app, path: str, query: str = "", headers: dict[str, str] | None = None):
-    environ: dict = {"PATH_INFO": path, "QUERY_STRING": query, "wsgi.input": io.BytesIO()}
+HEADER = {"HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS": "10"}
+
+
+def _call(app, path: str, query: str = "", headers: dict[str, str] | None = None,
+          method: str = "GET"):
+    environ: dict = {"PATH_INFO": path, "QUERY_STRING": query, "wsgi.input": io.BytesIO(),
+                     "REQUEST_METHOD": method}
     environ.update(headers or {})
     setup_testing_defaults(environ)
     status: list[str] = []
@@ -39,9 +43,27 @@ def test_routes() -> None:
     assert _call(_app(ok=False), "/healthz") == (503, "why\n")
     assert _call(_app(), "/nope")[0] == 404
     assert _call(_app(), "/")[0] == 200
-    assert _call(_app(), "/probe")[0] == 400
-    assert _call(_app(), "/probe", "target=h:1&module=openai",
-                 {"HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS": "10"}) == (200, "h:1|openai|9.5")
+    assert _call(_app(), "/probe", headers=HEADER)[0] == 400
+    assert _call(_app(), "/probe", "target=h:1&module=openai", HEADER) == (200, "h:1|openai|9.5")
+
+
+@pytest.mark.parametrize("header", [None, "", "abc", "0", "-3"])
+def test_probe_without_a_usable_scrape_timeout_header_is_refused_before_probing(
+        header: str | None) -> None:
+    called = []
+    app = _app(probe=lambda *a: called.append(a) or (200, "text/plain", b""))
+    headers = {} if header is None else {"HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS": header}
+    assert _call(app, "/probe", "target=f", headers) == (400, NO_HEADER.decode())
+    assert called == []
+
+
+@pytest.mark.parametrize("method", ["POST", "OPTIONS", "HEAD", "PUT"])
+def test_probe_answers_get_only(method: str) -> None:
+    called = []
+    app = _app(probe=lambda *a: called.append(a) or (200, "text/plain", b""))
+    assert _call(app, "/probe", "target=f", HEADER, method=method) == (
+        405, "/probe answers GET only\n")
+    assert called == []
 
 
 @pytest.mark.parametrize(("header", "budget"), [(None, None), ("10", 9.5), ("0.2", 0.1),
@@ -67,15 +89,3 @@ def test_health_verdicts() -> None:
 def test_stale_after_default_follows_the_slowest_target() -> None:
     config = Config((T,), builtin_modules())
     assert config.healthz_stale_after() == 2 * (10 + 10) + 5
-
-
-def test_probe_resolution() -> None:
-    config = Config((T,), builtin_modules())
-    assert resolve(config, "f", None) is T
-    assert resolve(config, "f", "openwebui").module.kind == "openwebui"
-    t = resolve(config, "127.0.0.1:5273", "foundry")
-    assert (t.name, t.url, t.kind) == ("127.0.0.1:5273", "http://127.0.0.1:5273", "foundry")
-    assert resolve(config, "x", None).startswith("module parameter is missing")
-    assert resolve(config, "x", "nope") == ("unknown module 'nope'; use one of: foundry, openai, "
-                                            "openwebui")
-    assert resolve(config, "ftp://x", "foundry") == "target 'ftp://x' is not an http(s) URL"
