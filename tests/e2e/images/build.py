@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackctl import alerting
 from stackctl.config.settings import BY_KEY
 
 Progress = Callable[[str], None]
@@ -57,6 +58,7 @@ BASE_PACKAGES = (
 )
 OPENWEBUI_VERSION = "0.12.4"
 PROMETHEUS_DEB_VERSION = "2.42.*"  # what bookworm ships; Prometheus 3 is not in Debian
+ALERTMANAGER_DEB_VERSION = "0.25.*"  # bookworm's; msteams_configs (0.26+) is out of reach
 
 # The official images, read from the one place that pins them.
 OFFICIAL = {
@@ -64,7 +66,12 @@ OFFICIAL = {
     "PROMETHEUS_IMAGE": BY_KEY["PROMETHEUS_IMAGE"].default,
     "EXPORTER_BASE_IMAGE": BY_KEY["EXPORTER_BASE_IMAGE"].default,
     "GRAFANA_IMAGE": BY_KEY["GRAFANA_IMAGE"].default,
+    "ALERTMANAGER_IMAGE": (BY_KEY.get("ALERTMANAGER_IMAGE") or alerting.BY_KEY["ALERTMANAGER_IMAGE"]).default,
 }
+# compose reads ALERTMANAGER_IMAGE only once stackctl/config/settings.py declares it (the
+# alerting keys are merged there later); until then ensure_images() leaves it out so
+# the stack's .env stays valid, and ensure_alertmanager() builds the stand-in alone.
+ALERTMANAGER_IN_STACK = "ALERTMANAGER_IMAGE" in BY_KEY
 GRAFANA_UNAVAILABLE = (
     "Grafana cannot be built here (not in Debian; the PyPI/npm packages named grafana "
     "are empty placeholders): the stack runs without its 'grafana' profile"
@@ -216,6 +223,15 @@ def prometheus_recipe() -> Recipe:
     )
 
 
+def alertmanager_recipe() -> Recipe:
+    return Recipe(
+        name="alertmanager",
+        version="0.25",
+        folder=HERE / "alertmanager",
+        build_args={"ALERTMANAGER_DEB_VERSION": ALERTMANAGER_DEB_VERSION},
+    )
+
+
 def _mmdebstrap_cmd(target: Path) -> list[str]:
     cmd = [
         "mmdebstrap",
@@ -337,10 +353,10 @@ def ensure_images(
         base = base or b.base()
         return base
 
-    for key, recipe in (
-        ("OPENWEBUI_IMAGE", openwebui_recipe),
-        ("PROMETHEUS_IMAGE", prometheus_recipe),
-    ):
+    recipes = [("OPENWEBUI_IMAGE", openwebui_recipe), ("PROMETHEUS_IMAGE", prometheus_recipe)]
+    if ALERTMANAGER_IN_STACK:
+        recipes.append(("ALERTMANAGER_IMAGE", alertmanager_recipe))
+    for key, recipe in recipes:
         if present[key]:
             progress(f"{key}: official {OFFICIAL[key]} is present locally; using it")
             env[key] = OFFICIAL[key]
@@ -356,6 +372,15 @@ def ensure_images(
         progress(f"grafana: unavailable — {GRAFANA_UNAVAILABLE}")
         env["COMPOSE_PROFILES"] = ""
     return env
+
+
+def ensure_alertmanager(progress: Progress = print, docker: Docker | None = None) -> str:
+    """The Alertmanager image to run: the official one when present, else the stand-in."""
+    docker = docker or Docker()
+    if docker.image_exists(OFFICIAL["ALERTMANAGER_IMAGE"]):
+        return OFFICIAL["ALERTMANAGER_IMAGE"]
+    b = Builder(docker=docker, progress=progress)
+    return b.build(alertmanager_recipe(), b.base())
 
 
 def grafana_available(env: dict[str, str]) -> bool:
@@ -376,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
     p.add_argument("--base-only", action="store_true", help="only the base image")
+    p.add_argument("--alertmanager", action="store_true",
+                   help="only the Alertmanager image (official if present, else the stand-in)")
     args = p.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -383,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     try:
-        if args.base_only:
+        if args.alertmanager:
+            env = {"ALERTMANAGER_IMAGE": ensure_alertmanager(say)}
+        elif args.base_only:
             b = Builder(progress=say, force=args.force, dry_run=args.check)
             env = {"BASE_IMAGE": b.base()}
         else:
