@@ -8,6 +8,7 @@ config because prometheus.yml names them relative to itself.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -127,3 +128,23 @@ def instant_query(base_url: str, promql: str) -> list[dict]:
     if data["resultType"] == "scalar":
         return [{"metric": {}, "value": data["result"]}]
     return data["result"]
+
+
+def recording_rules(base_url: str) -> list[dict]:
+    """The recording rules the live Prometheus has loaded (its rules API)."""
+    answer = httpx.get(f"{base_url}/api/v1/rules", params={"type": "record"}, timeout=10).json()
+    return [r for g in answer["data"]["groups"] for r in g["rules"] if r["type"] == "recording"]
+
+
+def recording_rules_without_data(base_url: str, rules: list[dict]) -> list[str]:
+    """``name{labels}`` of each rule whose recorded series has no finite sample now
+    (or whose last evaluation failed)."""
+    missing = []
+    for rule in rules:
+        labels = "".join(f',{k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
+        selector = f'{{__name__="{rule["name"]}"{labels}}}'
+        samples = instant_query(base_url, selector)
+        finite = any(math.isfinite(float(s["value"][1])) for s in samples)
+        if rule.get("health") != "ok" or not finite:
+            missing.append(f"{rule['name']}{{{labels.lstrip(',')}}} health={rule.get('health')}")
+    return missing
