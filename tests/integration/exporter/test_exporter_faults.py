@@ -67,7 +67,7 @@ def test_healthy_canary_records_ttft_duration_and_tokens(fault_server: FaultServ
     duration = probed.sample("foundry_chat_duration_seconds_sum", **labels)
     # What the canary promises: TTFT includes the server's 200 ms first-token delay,
     # ends before the stream does, and fits the 1 s probe timeout. How close it
-    # comes to 200 ms is measured by bench/exporter.py, not asserted on a shared box.
+    # comes to 200 ms is measured by perf/exporter.py, not asserted on a shared box.
     assert ttft is not None and 0.2 <= ttft <= duration < 1.0
     assert probed.sample("foundry_chat_output_tokens_total", **labels) == 3.0
     assert probed.sample("foundry_chat_ttft_seconds_count", **labels) == 1.0

@@ -74,7 +74,7 @@ def test_process_serves_scrapes_health_probe_and_stops_on_sigterm(exporter, faul
     # A scrape never waits on a probe: with stuck's probe in flight (the fault
     # server holds its request for up to 30 s), 20 scrapes are all answered and
     # every one of them still shows that probe unfinished. Latency numbers:
-    # bench/exporter.py.
+    # perf/exporter.py.
     wait_for(lambda: ("GET", f"/{STUCK}/v1/models") in fault_server.requests,
              "the stuck target's probe reached the fault server", timeout=20, interval=0.05)
     for _ in range(20):

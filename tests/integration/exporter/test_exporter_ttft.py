@@ -6,17 +6,18 @@ with Nagle on holds the chunk until the client ACKs the headers, and a client
 reading on a kept-alive connection delays that ACK (~40 ms on Linux). The
 canary avoids it with a fresh connection per canary; re-enabling keep-alive on
 the canary client fails these tests. Bounds are loose on purpose (the stall is
-≥ 40 ms, an honest canary a few ms); accuracy numbers come from bench/exporter.py.
+≥ 40 ms, an honest canary a few ms); accuracy numbers come from the exporter benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import statistics
+import time
 from urllib.parse import urlsplit
 
-from bench.exporter import raw_socket_ttft
 from foundry_exporter.app import probe_context
 from foundry_exporter.config import Canary, Module, Target
 from foundry_exporter.httpio import make_client
@@ -69,6 +70,26 @@ def _raw_request(url: str, model: str) -> tuple[tuple[str, int], bytes]:
     return (u.hostname or "127.0.0.1", u.port or 80), head.encode() + body
 
 
+def _raw_socket_ttft(address: tuple[str, int], request: bytes) -> float:
+    """Truth: a fresh blocking socket, clock started right before sendall, first content delta.
+
+    Independent of the exporter's code (its own crude scan over raw bytes).
+    """
+    with socket.create_connection(address) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        started, buf = time.perf_counter(), b""
+        s.sendall(request)
+        while chunk := s.recv(65536):
+            now = time.perf_counter()
+            buf += chunk
+            for line in buf.split(b"\n"):
+                if line.startswith(b"data: {") and any(
+                        (c.get("delta") or {}).get("content")
+                        for c in json.loads(line[6:]).get("choices", [])):
+                    return now - started
+    raise AssertionError("the stream ended before any content")
+
+
 def test_canary_ttft_matches_a_raw_socket_measurement_on_real_foundry(foundry_server) -> None:
     url = f"{foundry_server.root_url}/catalogs/local"
     target = _target(url, foundry_server.model_id)
@@ -78,7 +99,7 @@ def test_canary_ttft_matches_a_raw_socket_measurement_on_real_foundry(foundry_se
         raw, ours = [], []
         async with probe_context(1 << 20) as ctx:
             for _ in range(11):  # alternate, so load drift hits both alike
-                raw.append(raw_socket_ttft(address, request))  # blocks the loop: nothing else runs
+                raw.append(_raw_socket_ttft(address, request))  # blocks the loop: nothing else runs
                 ours.extend(await _ttfts(ctx, target, 1))
         return raw, ours
 
