@@ -1,5 +1,5 @@
 """The .env keys of alerting, declared once: another table to merge into
-stackctl/settings.py (section "alerting").
+stackctl/config/settings.py (section "alerting").
 
 ``sensitive`` means "never print, log or export the value" (webhook URLs carry
 tokens, the SMTP password). It is NOT settings.Setting's ``secret``, which
