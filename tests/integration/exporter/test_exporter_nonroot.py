@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.exporter.faultserver import FaultServer
-from tests.plugins.common import free_port, wait_for
+from tests.plugins.common import REPO, free_port, wait_for
 from tests.unit.exporter.test_exporter_dockerfile import UID
 
 
@@ -21,6 +22,12 @@ def test_exporter_serves_as_uid_10001_without_a_writable_directory(fault_server:
         config = Path(tmp) / "config.yml"
         config.write_text(f"targets: [{{name: f, kind: foundry, url: '{fault_server.url('ok')}'}}]\n")
         os.chmod(config, 0o444)
+        # The package as the image holds it, readable by the uid whatever the checkout's
+        # own permissions are (a CI clone may sit in a 0700 temporary directory).
+        pkg = Path(tmp) / "pkg"
+        shutil.copytree(REPO / "exporter" / "foundry_exporter", pkg / "foundry_exporter")
+        for d in (pkg, *pkg.rglob("*")):
+            os.chmod(d, 0o755 if d.is_dir() else 0o644)
         port = free_port()
         proc = subprocess.Popen(
             # setpriv (util-linux) drops to the uid; Popen(user=) is refused in some sandboxes.
@@ -29,7 +36,7 @@ def test_exporter_serves_as_uid_10001_without_a_writable_directory(fault_server:
              f"127.0.0.1:{port}"],
             cwd="/",
             env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1",
-                 "PYTHONPATH": os.pathsep.join(p for p in sys.path if "exporter" in p)},
+                 "PYTHONPATH": str(pkg)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             base = f"http://127.0.0.1:{port}"
