@@ -25,13 +25,13 @@ from typing import Any
 
 import httpx
 
+from foundry_exporter.probes.listing import chat_candidates
 from stackctl.foundry import state as state_mod
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.urls import first_url, models_prefix, openai_base, root_url
 
 SDK = "sdk"
 CLASSIC = "classic"
-_NOT_CHAT = ("whisper", "embed", "-asr")
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ def parse_loaded(payload: Any) -> tuple[str, ...]:
 
 
 def chat_only(ids: tuple[str, ...]) -> tuple[str, ...]:
-    """Drop speech and embedding models (ids name their family), keep order."""
-    return tuple(i for i in ids if not any(tag in i.lower() for tag in _NOT_CHAT))
+    """Drop speech, embedding and reranking models, keep order: the exporter's filter,
+    so smoke, `up` and the canary always pick from the same models."""
+    return chat_candidates(ids)
 
 
 def parse_cli_status(text: str) -> str | None:

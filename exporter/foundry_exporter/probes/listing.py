@@ -9,8 +9,9 @@ from ..httpio import ProbeFailure, auth_headers, get_json
 from .base import Outcome, ProbeContext
 from .urls import health_url, loaded_urls, models_url
 
-# Loaded/listed models the canary must never pick: they cannot chat.
-_NOT_CHAT = ("whisper", "embed", "rerank", "tts")
+# Loaded/listed models the canary must never pick: they cannot chat (ids name their
+# family). The one list: the stack's discovery and the gateway use chat_candidates too.
+_NOT_CHAT = ("whisper", "embed", "rerank", "tts", "-asr")
 
 
 def parse_model_list(doc: Any) -> tuple[str, ...]:
