@@ -5,7 +5,6 @@ the exporter dropped, and the exporter kept `-asr` models that discovery dropped
 from __future__ import annotations
 
 from foundry_exporter.probes.listing import chat_candidates
-
 from stackctl.foundry.discovery import chat_only
 
 IDS = ("phi-4-mini-generic-cpu:1", "whisper-tiny-generic-cpu:1", "qwen3-embedding-0.6b:1",
