@@ -9,12 +9,14 @@ from invoke import Collection, Exit, task
 from stackctl.cli import R, edge
 from stackctl.config.settings import TASK_DEFAULTS
 from stackctl.errors import StackError
+from stackctl.lock import locked
 
 
 @task(help={"include-metrics": "Also back up Prometheus' (and Grafana's) volumes.",
             "out": "Folder for the archive (default: backups/ in the project).",
             "timeout": f"Seconds to wait for services to be healthy again (default {TASK_DEFAULTS['health_timeout']})."})
 @edge
+@locked("backup")
 def backup(c, include_metrics=False, out=None, timeout=None):
     """Back up Open WebUI's data (chats, users, settings) into a timestamped .tar.gz (mode 0600)."""
     from pathlib import Path
@@ -31,6 +33,7 @@ def backup(c, include_metrics=False, out=None, timeout=None):
 
 @task(help={"yes": "Do not ask before replacing the current data."})
 @edge
+@locked("restore")
 def restore(c, file, yes=False):
     """Restore a backup (verified first; the current data is kept if anything fails)."""
     from pathlib import Path
@@ -55,6 +58,7 @@ def restore(c, file, yes=False):
             "out": "Folder for the safety backup (default: backups/ in the project).",
             "timeout": f"Seconds to wait for health at each step (default {TASK_DEFAULTS['health_timeout']})."})
 @edge
+@locked("upgrade")
 def upgrade(c, to=None, out=None, timeout=None):
     """Back up, move OPENWEBUI_IMAGE, bring the stack up, run smoke; roll back on failure."""
     from pathlib import Path

@@ -16,6 +16,7 @@ from stackctl.config.stack import settled_stack
 from stackctl.foundry import lifecycle
 from stackctl.foundry.events import PROGRESS, STAGE, Event
 from stackctl.foundry.urls import container_url
+from stackctl.lock import locked
 
 
 @invoke.task(help={
@@ -28,6 +29,7 @@ from stackctl.foundry.urls import container_url
     "timeout": "seconds of start-up silence before giving up (downloads report progress)",
 })
 @edge
+@locked("foundry.serve")
 def serve(c, model=None, model_path=None, name=None, port=None, host=None, catalog_url=None, timeout=None):
     """Serve a model with the real Foundry Local runtime, in the background, until `foundry.stop`."""
     stack = settled_stack()
@@ -52,6 +54,7 @@ def serve(c, model=None, model_path=None, name=None, port=None, host=None, catal
 
 @invoke.task
 @edge
+@locked("foundry.stop")
 def stop(c):
     """Stop the embedded Foundry Local server (SIGTERM, then wait until it is gone)."""
     result = lifecycle.stop(settled_stack().state_dir)

@@ -11,6 +11,7 @@ from invoke import Collection, Exit, task
 from stackctl.cli import R, edge
 from stackctl.config.settings import BY_SERVICE, SERVICE_NAMES, TASK_DEFAULTS
 from stackctl.errors import StackError, UsageError
+from stackctl.lock import locked
 
 
 @task(help={
@@ -19,6 +20,7 @@ from stackctl.errors import StackError, UsageError
     "timeout": f"Seconds to wait for the services to become healthy (default {TASK_DEFAULTS['health_timeout']}).",
 })
 @edge
+@locked("up")
 def up(c, model=None, model_path=None, timeout=None):
     """Start the stack (creates .env, finds or serves Foundry Local, waits for health)."""
     from stackctl.lifecycle.up import up as do_up
@@ -39,6 +41,7 @@ def up(c, model=None, model_path=None, timeout=None):
             "yes": "Do not ask before deleting data.",
             "keep-foundry": "Leave the stack's embedded Foundry Local server running."})
 @edge
+@locked("down")
 def down(c, volumes=False, yes=False, keep_foundry=False):
     """Stop the stack; data volumes are kept unless --volumes."""
     from stackctl.lifecycle.ops import down as do_down

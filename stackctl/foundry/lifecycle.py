@@ -8,8 +8,11 @@ StackError whose message is one line saying what failed and what to do.
 
 Invariants:
 - At most one embedded server per state dir: a live one is refused by name
-  (pid, URL, model); a stale state file (dead pid) is removed; a lock file
-  keeps two concurrent ``serve`` calls from racing.
+  (pid, URL, model); a stale state file (process gone or pid reused) is removed;
+  start and stop hold the stack lock (stackctl/lock.py), so two ``serve`` calls,
+  or a ``serve`` and an ``up``/``down``, never race.
+- Only the verified server process (pid + start time + command line, state.py) is
+  ever signalled, through its psutil handle, which re-checks the start time.
 - Never binds 0.0.0.0 unless the caller passes ``host`` explicitly.
 - Waits are conditions with deadlines (start-up events, HTTP readiness,
   process exit), never fixed sleeps. Nothing here calls ``POST /shutdown``.
@@ -17,23 +20,22 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib.util
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 
 from stackctl.config.stack import ROOT
 from stackctl.errors import StackError, UsageError
@@ -43,6 +45,7 @@ from stackctl.foundry.events import ERROR, READY, STAGE, Event, decode
 from stackctl.foundry.model_spec import resolve
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import ServerState
+from stackctl.lock import owner, same_process, stack_lock
 from stackctl.ports import bind_error
 
 STARTUP_TIMEOUT_S = 120.0  # longest silence allowed during start-up (downloads report progress)
@@ -95,7 +98,7 @@ def serve(
         raise UsageError(f"--port {port} is not a port (1-65535)")
     paths = FoundryPaths(Path(state_dir).resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
-    with _start_lock(paths):
+    with stack_lock(paths.state_dir, "foundry.serve"):
         live, _stale = state_mod.read_live(paths)
         if live is not None:
             raise StackError(already_running_message(live))
@@ -105,12 +108,12 @@ def serve(
         if not spec.local and not catalog_url:
             _check_catalog(spec.alias, http)
         state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python)
-    try:
-        _wait_http_ready(state, http)
-    except StackError:
-        _terminate(state.pid, STOP_TIMEOUT_S)
-        state_mod.remove(paths, expected_pid=state.pid)
-        raise
+        try:
+            _wait_http_ready(state, http)
+        except StackError:
+            _terminate_pid(state.pid, state.create_time, STOP_TIMEOUT_S)
+            state_mod.remove(paths, expected_pid=state.pid)
+            raise
     return state
 
 
@@ -119,23 +122,6 @@ def already_running_message(live: ServerState) -> str:
         f"an embedded Foundry Local server is already running: pid {live.pid} at {live.root_url} "
         f"serving {live.model_id} — use it, or run `invoke foundry.stop` first"
     )
-
-
-@contextlib.contextmanager
-def _start_lock(paths: FoundryPaths) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: best effort, no lock
-        yield
-        return
-    with open(paths.start_lock, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StackError(
-                f"another `foundry.serve` is starting a server in {paths.root} right now — wait for it, then `invoke foundry.status`"
-            ) from None
-        yield
 
 
 def _bind_hosts(host: str | None, port: int, gateway: Callable[[], str | None], on_event) -> list[str]:
@@ -207,24 +193,26 @@ def _pump(fd: int, events: queue.Queue) -> None:
 
 
 def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) -> ServerState:
-    server_pid = 0
+    server_pid, server_created = 0, None
     last = "starting"
     while True:
         try:
             event = events.get(timeout=timeout)
         except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
             if server_pid:
-                _terminate(server_pid, STOP_TIMEOUT_S)
+                _terminate_pid(server_pid, server_created, STOP_TIMEOUT_S)
             raise
         except queue.Empty:
             if server_pid:
-                _terminate(server_pid, STOP_TIMEOUT_S)
+                _terminate_pid(server_pid, server_created, STOP_TIMEOUT_S)
             raise StackError(
                 f"the Foundry Local server made no progress for {timeout:.0f} s (last: {last}) — see {paths.log_file}"
             ) from None
         if event is None:
             raise StackError(f"the Foundry Local server exited during start-up ({last}) — {_log_tail(paths)}see {paths.log_file}")
-        server_pid = server_pid or int(event.state.get("pid") or 0)
+        if not server_pid and event.state.get("pid"):  # our own child: its start time is its identity
+            server_pid = int(event.state["pid"])
+            server_created = event.state.get("create_time") or state_mod.start_time(server_pid)
         if event.kind == STAGE:
             last = event.message
         on_event(event)
@@ -265,16 +253,34 @@ def _wait_http_ready(state: ServerState, http: httpx.Client | None, timeout: flo
 
 
 def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
-    """SIGTERM the embedded server and wait until it is gone (SIGKILL after ``timeout``)."""
+    """SIGTERM the embedded server and wait until it is gone (SIGKILL after ``timeout``).
+
+    Only the process the state file names, verified by pid + start time + command
+    line, is signalled; an impostor (a reused pid) makes the state stale: it is
+    removed and the error says so. Another user's server is left alone, in one line."""
     paths = FoundryPaths(Path(state_dir).resolve())
-    live, stale = state_mod.read_live(paths)
-    if live is None:
-        note = f" (removed a stale state file of pid {stale.pid})" if stale else ""
-        raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `invoke foundry.serve`")
-    started = time.monotonic()
-    forced = _terminate(live.pid, timeout)
-    state_mod.remove(paths, expected_pid=live.pid)
+    with stack_lock(paths.state_dir, "foundry.stop"):
+        found = state_mod.check(paths)
+        live = found.live
+        if live is None:
+            note = _stale_note(found)
+            raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `invoke foundry.serve`")
+        user = owner(found.process)
+        if user is not None:
+            raise StackError(f"the embedded Foundry Local server (pid {live.pid}) belongs to user {user}, not to you "
+                             f"— stop it as {user} (e.g. `sudo -u {user} invoke foundry.stop`)")
+        started = time.monotonic()
+        forced = _terminate(found.process, timeout)
+        state_mod.remove(paths, expected_pid=live.pid)
     return StopResult(pid=live.pid, seconds=time.monotonic() - started, forced=forced, state=live)
+
+
+def _stale_note(found: state_mod.Found) -> str:
+    if found.stale is None:
+        return ""
+    if found.gone:
+        return f" (removed a stale state file of pid {found.stale.pid})"
+    return f" (removed a stale state file of pid {found.stale.pid}: {found.why}; nothing was signalled)"
 
 
 def status(state_dir: Path, *, http: httpx.Client | None = None) -> ServerStatus:
@@ -295,23 +301,44 @@ def status(state_dir: Path, *, http: httpx.Client | None = None) -> ServerStatus
     return ServerStatus(running=True, state=live, answering=found.found, loaded_models=found.chat_models, problem=problem)
 
 
-def _terminate(pid: int, timeout: float) -> bool:
-    """SIGTERM, wait for exit; SIGKILL if still alive after ``timeout``. True if forced."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
+def _terminate_pid(pid: int, created: float | None, timeout: float) -> bool:
+    """``_terminate`` the process ``pid`` only if it is still the one started at ``created``."""
+    proc = same_process(pid, created)
+    return _terminate(proc, timeout) if proc is not None else False
+
+
+def _terminate(proc: psutil.Process, timeout: float) -> bool:
+    """SIGTERM, wait for exit; SIGKILL if still alive after ``timeout``. True if forced.
+
+    psutil re-checks the start time before each signal, so a pid reused meanwhile is
+    never signalled (NoSuchProcess: it is gone, which is what we wanted)."""
+    try:
+        proc.terminate()
+        if _wait_gone(proc, timeout):
+            return False
+        proc.kill()
+    except psutil.NoSuchProcess:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    if not _wait_gone(pid, 5.0):
-        raise StackError(f"pid {pid} survived SIGKILL — check it with `ps -p {pid}`")
+    except psutil.AccessDenied:
+        raise StackError(f"not allowed to stop pid {proc.pid} (another user's process) — stop it as that user") from None
+    if not _wait_gone(proc, 5.0):
+        raise StackError(f"pid {proc.pid} survived SIGKILL — check it with `ps -p {proc.pid}`")
     return True
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(proc: psutil.Process | int, timeout: float) -> bool:
+    """Condition with a deadline: the process exited (a zombie counts as gone)."""
+    if isinstance(proc, int):
+        proc = same_process(proc, state_mod.start_time(proc))
+        if proc is None:
+            return True
     deadline = time.monotonic() + timeout
-    while state_mod.pid_alive(pid):
+    while True:
+        try:
+            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)  # poll interval of the exit condition
-    return True

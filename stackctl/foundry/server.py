@@ -118,7 +118,8 @@ class _Server:
             signal.signal(sig, self._on_signal)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survive the launching terminal
-        self.reporter.send(Event(STAGE, "starting the Foundry Local runtime", state={"pid": os.getpid()}))
+        self.reporter.send(Event(STAGE, "starting the Foundry Local runtime",
+                                 state={"pid": os.getpid(), "create_time": state_mod.start_time(os.getpid())}))
         threading.Thread(target=self._start, name="startup", daemon=True).start()
         while not (self.stop_requested or self.failure or self.remote_shutdown):
             self.wake.wait(timeout=WATCHDOG_EVERY_S if self.state else None)
@@ -202,6 +203,7 @@ class _Server:
             chat_base_url=bases[-1], openai_base_urls=bases,
             log_path=str(self.paths.log_file), started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             state_dir=str(self.paths.state_dir), model_path=self.spec.path,
+            create_time=state_mod.start_time(os.getpid()),  # with the pid, this process's identity
         )
         state_mod.write(self.paths, st)
         return st

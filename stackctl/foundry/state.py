@@ -2,9 +2,13 @@
 
 Invariants:
 - The server process writes the file (atomically) only once it is ready, and
-  removes it on a clean exit; so a file whose pid is dead (or, on Linux, now
-  belongs to another program) is *stale* and is removed by whoever finds it
-  (``read_live``).
+  removes it on a clean exit; so a file whose process is gone is *stale* and is
+  removed by whoever finds it (``read_live``).
+- The process is identified by pid + start time (``create_time``, recorded by the
+  server itself) + a command line running the server module, through psutil on
+  every platform. A pid that now belongs to another process (reused after a crash
+  or a reboot) is a stale state, never a server: nothing here or in lifecycle.py
+  ever signals it.
 - The file is JSON with a ``version``; unknown versions and garbage read as
   "no state" (and are removed as stale), never as a crash.
 """
@@ -13,13 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import psutil
+
 from stackctl.config.stack import private_dir
 from stackctl.foundry.paths import FoundryPaths
+from stackctl.lock import clock, same_process, start_time
 
 STATE_VERSION = 1
 SERVER_MODULE = "stackctl.foundry.server"  # what the server process runs (python -m …)
@@ -47,6 +53,7 @@ class ServerState:
     started_at: str  # ISO 8601, UTC
     state_dir: str  # the stack state dir (STACK_STATE_DIR) this server belongs to
     model_path: str = ""
+    create_time: float | None = None  # the server process's start time (psutil); None: unverifiable
     version: int = field(default=STATE_VERSION)
 
     @property
@@ -104,14 +111,58 @@ def read(paths: FoundryPaths) -> ServerState | None:
 
 
 def read_live(paths: FoundryPaths) -> tuple[ServerState | None, ServerState | None]:
-    """(live state, stale state removed). A dead pid's or unreadable file is removed."""
+    """(live state, stale state removed). A gone or impostor process's or an unreadable file is removed."""
+    found = check(paths)
+    return found.live, found.stale
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the state file names: ``live`` (its process verified), or ``stale`` (removed
+    just now) with ``why`` in words; ``process`` is the verified server process."""
+
+    live: ServerState | None = None
+    stale: ServerState | None = None
+    why: str = ""
+    process: psutil.Process | None = None
+    gone: bool = False  # stale because its process exited (not a reused or unverifiable pid)
+
+
+def check(paths: FoundryPaths) -> Found:
+    """Read the state file and verify its process (pid + start time + command line)."""
     if not paths.state_file.exists():
-        return None, None
+        return Found()
     state = read(paths)
-    if state is not None and pid_alive(state.pid) and is_server_process(state.pid):
-        return state, None
-    remove(paths, expected_pid=state.pid if state else None)
-    return None, state
+    if state is None:
+        remove(paths)
+        return Found()
+    proc, why = server_process(state)
+    if proc is not None:
+        return Found(live=state, process=proc)
+    remove(paths, expected_pid=state.pid)
+    return Found(stale=state, why=why, gone=start_time(state.pid) is None)
+
+
+def server_process(state: ServerState) -> tuple[psutil.Process | None, str]:
+    """The live server process ``state`` names, or (None, why the state is stale)."""
+    if state.create_time is None:
+        return None, f"pid {state.pid} cannot be verified (the state file has no start time)"
+    proc = same_process(state.pid, state.create_time)
+    if proc is None:
+        now = start_time(state.pid)
+        if now is None:
+            return None, f"pid {state.pid} is gone"
+        return None, (f"pid {state.pid} now belongs to another process (started {clock(now)}, "
+                      f"the server started {clock(state.create_time)})")
+    try:
+        argv = proc.cmdline()
+    except psutil.AccessDenied:  # another user's process (macOS hides their argv): start time matched
+        return proc, ""
+    except psutil.NoSuchProcess:
+        return None, f"pid {state.pid} is gone"
+    if SERVER_MODULE not in argv:
+        return None, f"pid {state.pid} runs `{' '.join(argv)[:80]}`, not the embedded server"
+    return proc, ""
 
 
 def remove(paths: FoundryPaths, *, expected_pid: int | None = None) -> None:
@@ -125,47 +176,4 @@ def remove(paths: FoundryPaths, *, expected_pid: int | None = None) -> None:
 
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` is a running (not zombie) process."""
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        return _win_pid_alive(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return not _is_zombie(pid)
-
-
-def is_server_process(pid: int) -> bool:
-    """Guard against pid reuse: on Linux the process must run the server module."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no procfs (macOS): trust the pid
-    return SERVER_MODULE.encode() in cmdline
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False  # no procfs (macOS): os.kill already said it exists
-    # The state letter follows the parenthesised command name, which may hold spaces.
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        return code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
+    return pid > 0 and start_time(pid) is not None

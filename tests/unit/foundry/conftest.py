@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from stackctl.foundry.state import ServerState
+from stackctl.lock import start_time
 
 
 def _make_state(state_dir, pid: int | None = None, port: int = 52180) -> ServerState:
@@ -20,6 +21,7 @@ def _make_state(state_dir, pid: int | None = None, port: int = 52180) -> ServerS
         model_alias="tiny-chat", model_source="local", chat_base_url=root + "/catalogs/local/v1",
         openai_base_urls=(root + "/v1", root + "/catalogs/local/v1"), log_path=str(state_dir / "foundry" / "server.log"),
         started_at="2026-01-01T00:00:00+00:00", state_dir=str(state_dir), model_path="/m",
+        create_time=start_time(os.getpid() if pid is None else pid),  # as the server records its own
     )
 
 
