@@ -13,11 +13,20 @@ Invariants:
   ``volumes/<a volume the manifest lists>/`` (no absolute paths, no ``..``, no links,
   devices or fifos), every file must match the manifest's sha256 and size, and the
   manifest must list no file the archive lacks.
-- Only ``verify``-checked archives are ever turned into restore streams.
+- Nothing big is read before the limits pass (``Limits``: total expanded size, entry
+  count, manifest size, checked on each header before its data is hashed; sparse
+  entries refused outright; a byte budget on the decompressed stream backs them up),
+  so a small archive that expands to terabytes is refused in milliseconds.
+- Restore streams come from the ONE open file ``open_verified`` checked (never the
+  path again), and every member is hashed again on the way out: a file swapped or
+  rewritten after verification is never restored.
+- The manifest may carry the stack's credentials (``secrets``: .env values needed to
+  sign in again); they are never part of a repr or any output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -25,14 +34,17 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from stackctl.config.settings import OPENWEBUI, VOLUMES
+from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 
 FORMAT = "foundry-chat-stack-backup/1"
@@ -72,12 +84,15 @@ class Manifest:
     skipped: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
     format: str = FORMAT
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # .env credentials (or none)
 
     def to_json(self) -> str:
         d = asdict(self)
         d["volumes"] = list(self.volumes)
         d["skipped"] = list(self.skipped)
         d["excluded"] = list(self.excluded)
+        if not self.secrets:
+            del d["secrets"]  # `backup --no-secrets`: the key is absent, not empty
         return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
     @property
@@ -86,6 +101,7 @@ class Manifest:
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def parse_manifest(text: bytes | str) -> Manifest:
@@ -113,11 +129,16 @@ def parse_manifest(text: bytes | str) -> Manifest:
                 and isinstance(e.get("size"), int) and e["size"] >= 0):
             raise ValueError(f"manifest entry for {name!r} needs a sha256 (64 hex) and a size")
         files[name] = FileEntry(e["sha256"], e["size"])
+    secrets = d.get("secrets", {})
+    if not (isinstance(secrets, dict) and all(isinstance(k, str) and _KEY.match(k) and isinstance(v, str)
+                                              and "\n" not in v for k, v in secrets.items())):
+        raise ValueError("manifest key 'secrets' must map .env keys to one-line values")
     return Manifest(created_at=d["created_at"], stack_version=d["stack_version"],
                     project=d["project"], images=dict(d["images"]),
                     openwebui_version=d["openwebui_version"], volumes=volumes, files=files,
                     openwebui_image=str(d.get("openwebui_image", "")),
-                    skipped=tuple(d.get("skipped", ())), excluded=tuple(d.get("excluded", ())))
+                    skipped=tuple(d.get("skipped", ())), excluded=tuple(d.get("excluded", ())),
+                    secrets=dict(secrets))
 
 
 def member_problem(info: tarfile.TarInfo) -> str | None:
@@ -130,6 +151,8 @@ def member_problem(info: tarfile.TarInfo) -> str | None:
         return f"entry {name!r} escapes the archive (..)"
     if info.issym() or info.islnk():
         return f"entry {name!r} is a link"
+    if info.issparse():  # a few bytes that expand to any size; backups never write one
+        return f"entry {name!r} is a sparse file"
     if not (info.isfile() or info.isdir()):
         return f"entry {name!r} is not a regular file or directory"
     if name == MANIFEST:
@@ -229,7 +252,7 @@ class ArchiveWriter:
             self._tar.addfile(out, io.BufferedReader(reader, CHUNK))
             if reader.n != info.size:
                 raise StackError(f"reading {shown} from the volume stopped after {reader.n} of "
-                                 f"{info.size} bytes — nothing was written; retry `invoke backup`")
+                                 f"{info.size} bytes — nothing was written; retry `{cmd('backup')}`")
             self.files[out.name] = FileEntry(reader.h.hexdigest(), info.size)
 
     def commit(self, manifest: Manifest) -> Path:
@@ -260,18 +283,178 @@ def _relative(name: str) -> str | None:
     return "/".join(parts) if parts else None
 
 
+# -- limits ------------------------------------------------------------------------------
+
+GiB = 1 << 30
+SIZE_FLOOR = 8 * GiB       # the default limit never goes below this (a fresh clone has no live data)
+SIZE_FACTOR = 4            # … and is this many times the live data the restore replaces
+MAX_FILES = 100_000
+MANIFEST_PER_FILE = 512    # manifest bytes allowed per allowed entry (a listed file takes ~200)
+TRAILER = 1 << 20          # zeros allowed after the tar's end (writers pad to a 10 KiB record)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an archive may expand to; checked on each header before its data is read."""
+
+    max_bytes: int = SIZE_FLOOR
+    max_files: int = MAX_FILES
+    why: str = f"the default floor; restore derives it from the live data (×{SIZE_FACTOR})"
+
+    @property
+    def max_manifest(self) -> int:
+        return MANIFEST_PER_FILE * self.max_files + (1 << 20)
+
+    @property
+    def max_stream(self) -> int:
+        """Decompressed bytes the whole archive may take: data + headers + manifest + padding."""
+        return self.max_bytes + self.max_files * 3 * tarfile.BLOCKSIZE + self.max_manifest + TRAILER
+
+
+def size_limit(live_bytes: int) -> Limits:
+    """The default restore limit: ``SIZE_FACTOR`` × the live data, at least ``SIZE_FLOOR``. Pure."""
+    if live_bytes * SIZE_FACTOR > SIZE_FLOOR:
+        return Limits(live_bytes * SIZE_FACTOR,
+                      why=f"{SIZE_FACTOR}× the {human(live_bytes)} of live data the restore replaces")
+    return Limits(why=f"the floor: {SIZE_FACTOR}× the {human(live_bytes)} of live data is less")
+
+
+def parse_size(text: str) -> int:
+    """'20G', '500M', '1.5T', '123' (bytes) → bytes; ValueError otherwise. Pure."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (e.g. 20G, 500M)")
+    return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
+
+
+def human(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+# Set by the command line (`restore --max-size/--max-files`) around one restore.
+LIMITS_OVERRIDE: ContextVar[Limits | None] = ContextVar("LIMITS_OVERRIDE", default=None)
+
+
+class _OverBudget(Exception):
+    pass
+
+
 # -- verification ----------------------------------------------------------------------
 
 
-def verify(path: Path) -> Manifest:
+class VerifiedArchive:
+    """An archive ``open_verified`` accepted, still open: restore streams come from this
+    open file (a path swapped or rewritten afterwards changes nothing it yields)."""
+
+    def __init__(self, path: Path, fh, manifest: Manifest) -> None:
+        self.path, self._fh, self.manifest = path, fh, manifest
+
+    def __enter__(self) -> VerifiedArchive:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._fh.close()
+
+    def stream(self, volume: str) -> Iterator[bytes]:
+        """An uncompressed tar of one volume's members (``<volume>/<rel>``), in chunks.
+
+        Each file is hashed again as it goes out; if the bytes under the open file
+        changed since verification, ArchiveError before the tar's end (a restore
+        stages first, so the live data is untouched)."""
+        want = {n: e for n, e in self.manifest.files.items() if split_member(n)[0] == volume}
+        sent: set[str] = set()
+        with gzip.GzipFile(fileobj=_PositionalReader(self._fh.fileno()), mode="rb") as gz, \
+                tarfile.open(fileobj=gz, mode="r|") as src:
+            for info in src:
+                if info.name == MANIFEST or split_member(info.name)[0] != volume:
+                    continue
+                if member_problem(info) or (info.isfile() and (
+                        info.name not in want or want[info.name].size != info.size)):
+                    raise self._changed(info.name)
+                vol, rel = split_member(info.name)
+                new = _copy_info(info, f"{vol}/{rel}" if rel else vol)
+                new.size = info.size if info.isfile() else 0
+                yield new.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+                if info.isfile():
+                    fh = src.extractfile(info)
+                    assert fh is not None
+                    h = hashlib.sha256()
+                    for chunk in iter(functools.partial(fh.read, CHUNK), b""):
+                        h.update(chunk)
+                        yield chunk
+                    if h.hexdigest() != want[info.name].sha256:
+                        raise self._changed(info.name)
+                    sent.add(info.name)
+                    if info.size % tarfile.BLOCKSIZE:
+                        yield tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
+        if sent != set(want):
+            raise self._changed(sorted(set(want) - sent)[0])
+        yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+
+    def _changed(self, name: str) -> ArchiveError:
+        return ArchiveError(self.path, f"{name} changed after the archive was verified (is something "
+                                       "writing to it?) — copy the archive somewhere private and retry")
+
+
+class _PositionalReader(io.RawIOBase):
+    """Reads an fd from offset 0 with pread: its own position, the fd's inode, not the path."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pos = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = os.pread(self.fd, len(b), self.pos)
+        self.pos += len(data)
+        b[: len(data)] = data
+        return len(data)
+
+
+def open_verified(path: Path, limits: Limits | None = None) -> VerifiedArchive:
+    """Open ``path`` once, check it whole against its manifest within ``limits``; the
+    returned VerifiedArchive streams from that same open file. ArchiveError if unusable."""
+    limits = limits or LIMITS_OVERRIDE.get() or Limits()
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - owned by the VerifiedArchive (or closed below)
+    except FileNotFoundError:  # bad input (exit 2), not a bad archive
+        raise UsageError(f"{path}: no such file — check the path (`invoke backup` writes to backups/)") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory — name a .tar.gz `invoke backup` wrote") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a fifo or device never ends
+            raise UsageError(f"{path}: not a regular file — name a .tar.gz `invoke backup` wrote")
+        manifest = _check(path, fh, limits)
+    except BaseException:
+        fh.close()
+        raise
+    return VerifiedArchive(path, fh, manifest)
+
+
+def verify(path: Path, limits: Limits | None = None) -> Manifest:
     """Read the whole archive and check it against its manifest; ArchiveError if unusable."""
-    if not path.is_file():  # bad input (exit 2), not a bad archive
-        raise UsageError(f"{path}: no such file — check the path (`invoke backup` writes to backups/)")
+    with open_verified(path, limits) as archive:
+        return archive.manifest
+
+
+def _check(path: Path, fh, limits: Limits) -> Manifest:
     seen: dict[str, FileEntry] = {}
     manifest_bytes: bytes | None = None
+    count = expanded = 0
     try:
-        with gzip.open(path, "rb") as gz:
-            raw = _LastRead(gz)
+        with gzip.GzipFile(fileobj=_PositionalReader(fh.fileno()), mode="rb") as gz:
+            raw = _LastRead(gz, limits.max_stream)
             with tarfile.open(fileobj=raw, mode="r:") as tar:
                 for info in tar:
                     problem = member_problem(info)
@@ -283,22 +466,29 @@ def verify(path: Path) -> Manifest:
                                                  f"{MANIFEST}) — choose an archive `invoke backup` wrote")
                     if problem:
                         raise ArchiveError(path, problem)
+                    count += 1
+                    expanded += info.size
+                    _within(path, limits, count, expanded, info)
                     if info.isdir():
                         continue
-                    fh = tar.extractfile(info)
-                    assert fh is not None
+                    fh_member = tar.extractfile(info)
+                    assert fh_member is not None
                     if info.name == MANIFEST:
-                        manifest_bytes = fh.read()
+                        manifest_bytes = fh_member.read()
                         continue
                     if info.name in seen:
                         raise ArchiveError(path, f"entry {info.name!r} appears twice")
-                    seen[info.name] = _digest(fh)
+                    seen[info.name] = _digest(fh_member)
             # tarfile ends quietly at a damaged header: the block it stopped at must be
             # the end-of-archive zeros, and so must the rest (read to the end: gzip CRC).
-            if raw.last.strip(b"\0") or any(c.strip(b"\0") for c in iter(functools.partial(gz.read, CHUNK), b"")):
+            if raw.last.strip(b"\0") or any(c.strip(b"\0") for c in iter(functools.partial(raw.read, CHUNK), b"")):
                 raise ArchiveError(path, "not a readable .tar.gz (truncated or corrupt: a damaged entry header)")
     except ArchiveError:
         raise
+    except _OverBudget:
+        raise ArchiveError(path, f"expands past {human(limits.max_stream)} of tar data (the size limit "
+                                 f"{human(limits.max_bytes)} is {limits.why}) — if you trust it, raise it with "
+                                 "`invoke restore FILE --max-size SIZE`") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise ArchiveError(path, f"not a readable .tar.gz (truncated or corrupt: {_short(exc)})") from None
     if manifest_bytes is None:
@@ -314,12 +504,29 @@ def verify(path: Path) -> Manifest:
     return manifest
 
 
-class _LastRead(io.RawIOBase):
-    """File wrapper remembering the bytes of the last ``read`` (tarfile's last header block)."""
+def _within(path: Path, limits: Limits, count: int, expanded: int, info: tarfile.TarInfo) -> None:
+    """ArchiveError when this header breaks a limit (its data is not read yet)."""
+    if count > limits.max_files:
+        raise ArchiveError(path, f"has more than {limits.max_files:,} entries (the entry limit) — if you "
+                                 "trust it, raise it with `invoke restore FILE --max-files N`")
+    if info.name == MANIFEST and info.size > limits.max_manifest:
+        raise ArchiveError(path, f"manifest.json is {human(info.size)}, over the manifest limit of "
+                                 f"{human(limits.max_manifest)} ({MANIFEST_PER_FILE} bytes per allowed entry) "
+                                 "— if you trust it, raise it with `invoke restore FILE --max-files N`")
+    if expanded > limits.max_bytes:
+        raise ArchiveError(path, f"expands to more than {human(limits.max_bytes)} (at {info.name!r}: "
+                                 f"{human(info.size)}); the size limit is {limits.why} — if you trust it, "
+                                 "raise it with `invoke restore FILE --max-size SIZE`")
 
-    def __init__(self, fh) -> None:
+
+class _LastRead(io.RawIOBase):
+    """File wrapper remembering the bytes of the last ``read`` (tarfile's last header block)
+    and refusing to go past ``budget`` decompressed bytes (pax headers, skips, trailers)."""
+
+    def __init__(self, fh, budget: int) -> None:
         self.fh = fh
         self.last = b""
+        self.budget = budget
 
     def readable(self) -> bool:
         return True
@@ -328,10 +535,16 @@ class _LastRead(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
+        if n < 0 or self.fh.tell() + n > self.budget:
+            n = max(0, self.budget - self.fh.tell()) + 1
         self.last = self.fh.read(n)
+        if self.fh.tell() > self.budget:
+            raise _OverBudget
         return self.last
 
     def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0 and pos > self.budget:
+            raise _OverBudget
         return self.fh.seek(pos, whence)
 
     def tell(self) -> int:
@@ -376,24 +589,15 @@ def _short(exc: BaseException) -> str:
 # -- restore streams -------------------------------------------------------------------
 
 
-def volume_stream(path: Path, volume: str) -> Iterator[bytes]:
+def volume_stream(archive: VerifiedArchive | Path, volume: str) -> Iterator[bytes]:
     """An uncompressed tar of one volume's members, named ``<volume>/<rel>``, in chunks
     (memory stays at one chunk whatever the file sizes).
 
-    Only for archives ``verify`` accepted (members are plain files/dirs with safe names).
+    From a VerifiedArchive: its open file (see ``VerifiedArchive.stream``). From a
+    path: the file is opened and verified first, then streamed from that open file.
     """
-    with tarfile.open(path, mode="r:gz") as src:
-        for info in src:
-            if info.name == MANIFEST or split_member(info.name)[0] != volume:
-                continue
-            vol, rel = split_member(info.name)
-            new = _copy_info(info, f"{vol}/{rel}" if rel else vol)
-            new.size = info.size if info.isfile() else 0
-            yield new.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-            if info.isfile():
-                fh = src.extractfile(info)
-                assert fh is not None
-                yield from iter(functools.partial(fh.read, CHUNK), b"")
-                if info.size % tarfile.BLOCKSIZE:
-                    yield tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
-    yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+    if isinstance(archive, VerifiedArchive):
+        yield from archive.stream(volume)
+        return
+    with open_verified(Path(archive)) as opened:
+        yield from opened.stream(volume)
