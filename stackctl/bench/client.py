@@ -1,21 +1,22 @@
 """One streamed chat completion, timed: the only HTTP in `invoke bench`.
 
 The request is the same everywhere (temperature 0, ``stream: true``,
-``stream_options.include_usage``); TTFT is taken at the first SSE chunk whose
-delta carries content; output tokens come from the final ``usage`` chunk, else
-(a proxy that drops usage) from the number of content chunks, which the sample
-marks as an estimate. Every failure becomes ``Sample.error`` — never an exception.
+``stream_options.include_usage``); the stream is read with the exporter's SSE
+parser, so TTFT means the same here as on the dashboards: the first chunk whose
+delta carries content, reasoning or a tool call. Output tokens come from the
+final ``usage`` chunk, else (a proxy that drops usage) from the number of content
+chunks. Every failure becomes ``Sample.error`` — never an exception.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
+from foundry_exporter.sse import DONE, SSEDecoder, parse_chunk
 from stackctl.bench.stats import Sample
 
 
@@ -32,28 +33,6 @@ def request_body(model: str, prompt: str, max_tokens: int) -> dict:
             "stream_options": {"include_usage": True}}
 
 
-def parse_sse_line(line: str) -> dict | str | None:
-    """'data: {...}' → dict, 'data: [DONE]' → 'DONE', anything else → None. Pure."""
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return "DONE"
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def chunk_content(chunk: dict) -> str:
-    for choice in chunk.get("choices") or []:
-        delta = choice.get("delta") or {}
-        if delta.get("content"):
-            return delta["content"]
-    return ""
-
-
 def measure(http: httpx.Client, target: Target, model: str, prompt_id: str, text: str,
             max_tokens: int, round_no: int, *, timeout: float = 120.0,
             clock: Callable[[], float] = time.perf_counter) -> Sample:
@@ -68,21 +47,27 @@ def measure(http: httpx.Client, target: Target, model: str, prompt_id: str, text
             if resp.status_code != 200:
                 resp.read()
                 return Sample(**base, error=f"HTTP {resp.status_code}: {_message(resp)}")
-            for line in resp.iter_lines():
-                ev = parse_sse_line(line)
-                if ev == "DONE":
+            decoder = SSEDecoder()
+            done = False
+            for raw in resp.iter_bytes():
+                for data in decoder.feed(raw):
+                    if data == DONE:
+                        done = True
+                        break
+                    try:
+                        ch = parse_chunk(data)
+                    except ValueError as err:
+                        if str(err).startswith("error event: "):
+                            return Sample(**base, error=f"stream {_short(err)}")
+                        continue  # not a chunk (keep-alive, garbage): not content
+                    if ch.has_content:
+                        content_chunks += 1
+                        if ttft is None:
+                            ttft = clock() - t0
+                    if ch.completion_tokens is not None:
+                        usage_tokens = ch.completion_tokens
+                if done:
                     break
-                if not isinstance(ev, dict):
-                    continue
-                if ev.get("error"):
-                    return Sample(**base, error=f"stream error: {_short(ev['error'])}")
-                if chunk_content(ev):
-                    content_chunks += 1
-                    if ttft is None:
-                        ttft = clock() - t0
-                usage = ev.get("usage") or {}
-                if isinstance(usage.get("completion_tokens"), int):
-                    usage_tokens = usage["completion_tokens"]
     except httpx.HTTPError as exc:
         return Sample(**base, error=f"{type(exc).__name__}: {_short(exc)}")
     latency = clock() - t0

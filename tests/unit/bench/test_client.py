@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from stackctl.bench.client import Target, measure, parse_sse_line, request_body
+from stackctl.bench.client import Target, measure, request_body
 
 T = Target("direct", "http://fake/v1/chat/completions", {})
 
@@ -75,8 +75,14 @@ def test_connection_error_and_empty_answer_are_sample_errors():
     assert measure(client(empty), T, "m", "p", "hi", 8, 1).error == "the answer had no content"
 
 
-def test_parse_sse_line():
-    assert parse_sse_line("data: [DONE]") == "DONE"
-    assert parse_sse_line('data: {"a": 1}') == {"a": 1}
-    assert parse_sse_line(": keep-alive") is None
-    assert parse_sse_line("data: not json") is None
+def test_ttft_counts_what_the_exporter_counts_and_skips_what_is_no_chunk():
+    """One definition of TTFT (the exporter's parser): a reasoning delta is the first token;
+    keep-alives and garbage are not content; an error event is a sample error."""
+    reasoning = {"choices": [{"delta": {"reasoning_content": "hmm"}}]}
+    body = (b": keep-alive\n\ndata: not json\n\n" + sse(reasoning, chunk("a"), "DONE"))
+    s = measure(client(lambda req: httpx.Response(200, content=body)), T, "m", "p", "hi", 8, 1,
+                clock=ticking())
+    assert (s.ttft_s, s.output_tokens, s.error) == (1.0, 2, None)
+    err = sse({"error": {"message": "boom"}})
+    e = measure(client(lambda req: httpx.Response(200, content=err)), T, "m", "p", "hi", 8, 1)
+    assert e.error.startswith("stream error event: ") and "boom" in e.error
