@@ -1,9 +1,13 @@
-"""The state file: round trip, garbage, stale (dead pid) cleanup, zombies."""
+"""The state file: round trip, garbage, stale (dead pid, reused pid, stranger) cleanup, zombies."""
 
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import psutil
+import pytest
 
 from stackctl.foundry import state
 from stackctl.foundry.paths import FoundryPaths
@@ -73,3 +77,61 @@ def test_a_live_pid_of_another_program_is_stale(tmp_path, make_state):
     state.write(paths, st)
     assert state.read_live(paths) == (None, st)
     assert not paths.state_file.exists()
+
+
+# -- identity: pid + start time + command line (issue 13, item 4) ----------------------
+
+
+@pytest.fixture
+def stranger():
+    """A live process that is not the server: `sleep 300`, killed afterwards."""
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def lookalike(tmp_path):
+    """A live process whose command line is the server's, down to --state-dir."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "-m", state.SERVER_MODULE,
+                             "--state-dir", str(tmp_path)], stdin=subprocess.PIPE)
+    yield proc
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def test_a_live_stranger_is_stale_even_with_its_own_start_time(tmp_path, make_state, stranger):
+    paths = FoundryPaths(tmp_path)
+    st = make_state(tmp_path, pid=stranger.pid)
+    assert st.create_time == psutil.Process(stranger.pid).create_time()
+    state.write(paths, st)
+    found = state.check(paths)
+    assert (found.live, found.stale, found.gone) == (None, st, False)
+    assert found.why == f"pid {stranger.pid} runs `sleep 300`, not the embedded server"
+    assert not paths.state_file.exists()
+    assert stranger.poll() is None
+
+
+def test_a_reused_pid_is_stale_even_when_it_looks_like_the_server(tmp_path, make_state, lookalike):
+    """The server died; its pid now runs another process (same command line, even):
+    the recorded start time tells them apart."""
+    paths = FoundryPaths(tmp_path)
+    now = psutil.Process(lookalike.pid).create_time()
+    st = replace(make_state(tmp_path, pid=lookalike.pid), create_time=now - 3600)
+    state.write(paths, st)
+    found = state.check(paths)
+    assert (found.live, found.stale) == (None, st)
+    assert found.why.startswith(f"pid {lookalike.pid} now belongs to another process (started ")
+    assert not paths.state_file.exists()
+    # the same process with its true start time is the server
+    state.write(paths, replace(st, create_time=now))
+    assert state.check(paths).live is not None
+
+
+def test_a_state_without_a_start_time_cannot_be_verified_so_is_stale(tmp_path, make_state, lookalike):
+    paths = FoundryPaths(tmp_path)
+    st = replace(make_state(tmp_path, pid=lookalike.pid), create_time=None)
+    state.write(paths, st)
+    found = state.check(paths)
+    assert found.stale == st and found.why == f"pid {lookalike.pid} cannot be verified (the state file has no start time)"
