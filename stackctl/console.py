@@ -7,10 +7,14 @@ lifecycle/ops.py) as pure functions; this module only prints."""
 
 from __future__ import annotations
 
+import functools
 import io
+import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -49,6 +53,32 @@ class Reporter:
         else:
             self.console.print(f"… {escape(msg)}")
             yield _PlainStatus(self.console)
+
+
+def cmd(args: str = "") -> str:
+    """The command line a user types for a stack command, as it works in their shell.
+
+    The one spelling of every hint: ``./stack up`` on Linux/macOS (the bootstrap
+    script), ``.\\stack up`` on Windows (stack.cmd; cmd.exe and PowerShell both run
+    it, the gradlew/mvnw convention). From outside the project (the wrappers pass
+    the caller's directory in STACK_CWD) it is the script's full path.
+    """
+    return f"{_stack_program()} {args}".strip()
+
+
+@functools.cache
+def _stack_program() -> str:
+    windows = sys.platform == "win32"
+    root = Path(__file__).resolve().parents[1]
+    here = Path(os.environ.get("STACK_CWD") or os.getcwd())
+    try:
+        at_root = here.resolve() == root
+    except OSError:
+        at_root = False
+    if at_root:
+        return ".\\stack" if windows else "./stack"
+    script = root / "stack"
+    return (f'"{script}"' if " " in str(script) else str(script)) if windows else shlex.quote(str(script))
 
 
 def error_line(msg: str) -> None:

@@ -26,7 +26,7 @@ from stackctl.bench.config import PromptSet, load_prompts, resolve_models
 from stackctl.bench.stats import Sample, Stats, summarize
 from stackctl.config.settings import OPENWEBUI
 from stackctl.config.stack import Stack, load_stack
-from stackctl.console import Reporter
+from stackctl.console import Reporter, cmd
 from stackctl.errors import StackError, UsageError
 
 
@@ -155,8 +155,8 @@ def _endpoint(opts: BenchOptions, stack: Stack | None) -> tuple[str, tuple[str, 
     assert stack is not None
     view, reason = current(stack)
     if view is None:
-        raise StackError(f"Foundry Local not found ({reason}) — start it (`invoke foundry.serve` or "
-                         "`invoke up`), or set FOUNDRY_LOCAL_ENDPOINT", exit_code=2)
+        raise StackError(f"Foundry Local not found ({reason}) — start it (`{cmd('foundry.serve')}` or "
+                         f"`{cmd('up')}`), or set FOUNDRY_LOCAL_ENDPOINT", exit_code=2)
     return view.openai_url, view.chat_models
 
 
@@ -166,7 +166,7 @@ def _openwebui_target(stack: Stack | None) -> Target:
     assert stack is not None
     ui = OpenWebUI(stack.api_url(OPENWEBUI.port_key))
     if not ui.health():
-        raise StackError(f"Open WebUI at {ui.base_url} is not answering — `invoke up`, or drop "
+        raise StackError(f"Open WebUI at {ui.base_url} is not answering — `{cmd('up')}`, or drop "
                          "--through-openwebui", exit_code=2)
     login(ui, stack.env["WEBUI_ADMIN_EMAIL"], stack.env["WEBUI_ADMIN_PASSWORD"], stack.state_dir)
     return Target("openwebui", ui.base_url + "/api/chat/completions", {"Authorization": f"Bearer {ui.token}"})

@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 from stackctl.checks.context import Ctx, need_model
 from stackctl.checks.runner import Check, Failed
 from stackctl.config.settings import OPENWEBUI
+from stackctl.console import cmd
 
 CHROMIUM_PATHS = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run")
-MESSAGE = "Hello from invoke smoke"
+MESSAGE = "Hello from the stack's smoke check"
 REPLY_TIMEOUT_MS = 120_000
 _STREAM_EVENTS = ("chat:completion", "response:completion")
 
@@ -114,16 +115,16 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
         except PlaywrightError as err:
             seen = f"; the page saw: {'; '.join(problems[:3])}" if problems else ""
             raise Failed(f"in the browser at {url}: {str(err).splitlines()[0]}{seen} "
-                         f"(screenshot {screenshot})", "`invoke logs open-webui`; look at the screenshot") from None
+                         f"(screenshot {screenshot})", f"`{cmd('logs open-webui')}`; look at the screenshot") from None
         finally:
             browser.close()
     ok, why = reply_verdict(events)
     if not ok:
-        fix = FIX_TOOLS if "context length" in why else "`invoke logs open-webui`; look at the screenshot"
+        fix = FIX_TOOLS if "context length" in why else f"`{cmd('logs open-webui')}`; look at the screenshot"
         raise Failed(f"{why} (screenshot {screenshot})", fix)
     if not reply:
         raise Failed(f"the assistant reply is empty on the page (screenshot {screenshot})",
-                     "`invoke logs open-webui`")
+                     f"`{cmd('logs open-webui')}`")
     one = " ".join(reply.split())
     return (f"signed in at {url}, chose {ctx.model}, reply streamed in "
             f"{sum(not e.done for e in events)} events: {one[:40]!r}…; screenshot {screenshot}")

@@ -19,6 +19,7 @@ from stackctl import openwebui
 from stackctl.checks.context import Ctx, need_foundry, need_model, need_openwebui
 from stackctl.checks.runner import Check, Failed
 from stackctl.config.settings import OPENWEBUI
+from stackctl.console import cmd
 from stackctl.errors import StackError
 from stackctl.foundry import view as foundry_link
 from stackctl.foundry.urls import container_url, root_url
@@ -26,12 +27,12 @@ from stackctl.foundry.urls import container_url, root_url
 PROMPT = "Say hello in three words."
 MAX_TOKENS = 16
 
-FIX_FOUNDRY = ("start Foundry Local: `invoke up` serves the stack's own when none is found "
-               "(or `invoke foundry.serve`); for your own server set FOUNDRY_LOCAL_ENDPOINT in .env")
+FIX_FOUNDRY = (f"start Foundry Local: `{cmd('up')}` serves the stack's own when none is found "
+               f"(or `{cmd('foundry.serve')}`); for your own server set FOUNDRY_LOCAL_ENDPOINT in .env")
 FIX_NO_MODEL = ("load a chat model: `foundry model load ALIAS` for your Foundry Local; the stack's "
-                "embedded one reloads its model itself — or `invoke foundry.stop` then `invoke up`")
-FIX_OPENWEBUI = "`invoke logs open-webui`, then `invoke up` (restarts it and waits for health)"
-FIX_RECONCILE = "`invoke up` repoints Open WebUI at the current Foundry Local (chats and settings are kept)"
+                f"embedded one reloads its model itself — or `{cmd('foundry.stop')}` then `{cmd('up')}`")
+FIX_OPENWEBUI = f"`{cmd('logs open-webui')}`, then `{cmd('up')}` (restarts it and waits for health)"
+FIX_RECONCILE = f"`{cmd('up')}` repoints Open WebUI at the current Foundry Local (chats and settings are kept)"
 
 
 # -- 1. Foundry Local ----------------------------------------------------------
@@ -56,7 +57,7 @@ def check_foundry(ctx: Ctx) -> str:
     content = _content(done)
     if not content:
         raise Failed(f"direct completion with {view.chat_models[0]} returned no content",
-                     "`invoke logs` of your Foundry Local; try another model")
+                     f"`{cmd('logs')}` of your Foundry Local; try another model")
     return (f"{view.root_url} ({view.source}) serves {', '.join(view.chat_models)}; "
             f"direct completion {_quote(content)}")
 
@@ -71,7 +72,7 @@ def check_openwebui(ctx: Ctx) -> str:
             r = ctx.http.get(base + path, timeout=5)
         except httpx.HTTPError as err:
             raise Failed(f"Open WebUI at {base} does not answer ({_short(err)})",
-                         "`invoke status`; " + FIX_OPENWEBUI) from None
+                         f"`{cmd('status')}`; " + FIX_OPENWEBUI) from None
         if r.status_code != 200:
             raise Failed(f"Open WebUI {path} answers HTTP {r.status_code}", FIX_OPENWEBUI)
     ctx.openwebui_up = True
@@ -132,7 +133,7 @@ def check_connection(ctx: Ctx) -> str:
                      f"{want}{why}", FIX_RECONCILE)
     if not verified:
         raise Failed(f"Open WebUI cannot reach Foundry Local at {stored}{why}",
-                     foundry_link.unreachable_fix(view) + "; then `invoke doctor`")
+                     foundry_link.unreachable_fix(view) + f"; then `{cmd('doctor')}`")
     return f"{stored} (= Foundry Local as containers see it); POST /openai/verify ok"
 
 
@@ -162,7 +163,7 @@ def _chat_failed(err: openai.OpenAIError, what: str) -> Failed:
         detail = f"{what} through Open WebUI failed: HTTP {err.status_code} {_api_message(err)}"
     else:
         detail = f"{what} through Open WebUI failed: {_short(err)}"
-    return Failed(detail, "`invoke logs open-webui`; `invoke doctor` (Foundry reachable from a container?)")
+    return Failed(detail, f"`{cmd('logs open-webui')}`; `{cmd('doctor')}` (Foundry reachable from a container?)")
 
 
 def check_chat(ctx: Ctx) -> str:
@@ -174,7 +175,7 @@ def check_chat(ctx: Ctx) -> str:
     content = _content(done)
     if not content:
         raise Failed(f"chat through Open WebUI returned no content ({_short(done)})",
-                     "`invoke logs open-webui`")
+                     f"`{cmd('logs open-webui')}`")
     return f"/api/chat/completions with {ctx.model}: {_quote(content)}"
 
 
@@ -202,13 +203,13 @@ def check_stream(ctx: Ctx) -> str:
         raise _chat_failed(err, "streamed chat") from None
     except httpx.HTTPError as err:
         raise Failed(f"the stream from Open WebUI broke off: {_short(err)}",
-                     "`invoke logs open-webui`") from None
+                     f"`{cmd('logs open-webui')}`") from None
     content, finish = stream_verdict(chunks)
     if not content:
-        raise Failed(f"streamed chat returned no content in {len(chunks)} chunks", "`invoke logs open-webui`")
+        raise Failed(f"streamed chat returned no content in {len(chunks)} chunks", f"`{cmd('logs open-webui')}`")
     if finish is None:
         raise Failed(f"the stream ended without a finish_reason after {len(chunks)} chunks (cut off)",
-                     "`invoke logs open-webui`; check a proxy is not buffering or cutting SSE")
+                     f"`{cmd('logs open-webui')}`; check a proxy is not buffering or cutting SSE")
     return f"{len(chunks)} chunks, finish_reason={finish}: {_quote(content)}"
 
 

@@ -28,6 +28,7 @@ from stackctl.checks.runner import (
 from stackctl.config import envfile
 from stackctl.config.settings import GRAFANA, OPENWEBUI, SECRET_KEYS
 from stackctl.config.stack import ROOT, env_file_path, load_stack
+from stackctl.console import cmd
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
 from stackctl.errors import StackError
@@ -38,7 +39,7 @@ from stackctl.ports import busy_ports
 def check_env(ctx: Ctx) -> Iterator[Result]:
     path = env_file_path(ROOT)
     if not path.exists():
-        yield fail("env", f"{path} does not exist", "run `invoke up` (it creates it)")
+        yield fail("env", f"{path} does not exist", f"run `{cmd('up')}` (it creates it)")
         return
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
@@ -47,13 +48,13 @@ def check_env(ctx: Ctx) -> Iterator[Result]:
     else:
         yield ok("env", f"{path.name} exists with mode 600")
     if ctx.stack is None:  # names the key, the value and the rule
-        yield fail("env", ctx.stack_problem, "correct that line in .env, then `invoke doctor` again")
+        yield fail("env", ctx.stack_problem, f"correct that line in .env, then `{cmd('doctor')}` again")
         return
     raw = envfile.values(envfile.parse(path.read_text(), str(path)))
     weak = [k for k in sorted(SECRET_KEYS) if len(raw.get(k, "")) < 12]
     if weak:
         yield fail("secrets", f"{', '.join(weak)} missing or shorter than 12 characters",
-                   "delete those lines from .env and run `invoke up` to generate new ones")
+                   f"delete those lines from .env and run `{cmd('up')}` to generate new ones")
     else:
         yield ok("secrets", "generated secrets present")
     if ctx.stack.bind not in ("127.0.0.1", "::1"):
@@ -84,7 +85,7 @@ def check_foundry(ctx: Ctx) -> Iterator[Result]:
     view, reason = (ctx.discover or foundry_view.current)(ctx.stack)
     if view is None:
         yield fail("foundry", f"Foundry Local not found: {reason}",
-                   "start Foundry Local, or `invoke foundry.serve --model-path DIR`, or set "
+                   f"start Foundry Local, or `{cmd('foundry.serve --model-path DIR')}`, or set "
                    "FOUNDRY_LOCAL_ENDPOINT in .env")
         return
     ctx.view = view
@@ -99,7 +100,7 @@ def check_foundry(ctx: Ctx) -> Iterator[Result]:
     image = ctx.stack.env[OPENWEBUI.image_key]
     if not engine.image_present(ctx.docker, image):
         yield warn("container-reach", f"not checked: {image} is not on this machine yet",
-                   "`invoke up` pulls it and checks reachability from a container")
+                   f"`{cmd('up')}` pulls it and checks reachability from a container")
         return
     ok_, detail = engine.curl_from_container(ctx.docker, image, view.container_openai_url + "/models")
     if ok_:
@@ -118,11 +119,11 @@ def check_services(ctx: Ctx) -> Iterator[Result]:
     for svc in ctx.stack.services:
         s = states.get(svc)
         if s is None:
-            yield warn(svc, "not running", "`invoke up`")
+            yield warn(svc, "not running", f"`{cmd('up')}`")
         elif not s.ok:
-            yield fail(svc, f"{s.state}, {s.health}", f"`invoke logs {svc}`; then `invoke up`")
+            yield fail(svc, f"{s.state}, {s.health}", f"`{cmd(f'logs {svc}')}`; then `{cmd('up')}`")
         elif s.restarts:
-            yield warn(svc, f"healthy but restarted {s.restarts}×", f"`invoke logs {svc}` for the cause")
+            yield warn(svc, f"healthy but restarted {s.restarts}×", f"`{cmd(f'logs {svc}')}` for the cause")
         else:
             yield ok(svc, "running, healthy")
         if svc == GRAFANA.name and s is not None:
@@ -130,11 +131,11 @@ def check_services(ctx: Ctx) -> Iterator[Result]:
             anon = [e.partition("=")[2].lower() for e in env if e.startswith("GF_AUTH_ANONYMOUS_ENABLED=")]
             if anon and anon[-1] == "true":
                 yield warn("security", "Grafana allows anonymous access",
-                           "remove GF_AUTH_ANONYMOUS_ENABLED=true and run `invoke up`")
+                           f"remove GF_AUTH_ANONYMOUS_ENABLED=true and run `{cmd('up')}`")
         if s and any(not p.startswith(("127.0.0.1:", "::1:", "[::1]:")) for p in s.ports) \
                 and ctx.stack.bind in ("127.0.0.1", "::1"):
             yield warn("security", f"{svc} publishes a port beyond loopback: {', '.join(s.ports)}",
-                       "`invoke up` re-creates it with the .env bind address")
+                       f"`{cmd('up')}` re-creates it with the .env bind address")
 
 
 def check_signup(ctx: Ctx) -> Iterator[Result]:

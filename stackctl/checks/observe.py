@@ -25,15 +25,16 @@ from stackctl.checks.context import Ctx
 from stackctl.checks.runner import Check, Failed, Skipped
 from stackctl.config import settings
 from stackctl.config.settings import EXPORTER, GRAFANA, PROMETHEUS
+from stackctl.console import cmd
 
 EXPORTER_CONFIG = Path(settings.EXPORTER_CONFIG)
 DATASOURCES = Path(settings.GRAFANA_DATASOURCES)
 DASHBOARDS = Path(settings.GRAFANA_DASHBOARDS)
 PROM_SETTLE_S = 35.0  # a just-started Prometheus: first scrape + first rule evaluation
 
-FIX_EXPORTER = "`invoke logs exporter`, then `invoke up` (restarts it and waits for health)"
-FIX_PROMETHEUS = "`invoke logs prometheus`, then `invoke up` (restarts it and waits for health)"
-FIX_GRAFANA = "`invoke logs grafana`, then `invoke up`"
+FIX_EXPORTER = f"`{cmd('logs exporter')}`, then `{cmd('up')}` (restarts it and waits for health)"
+FIX_PROMETHEUS = f"`{cmd('logs prometheus')}`, then `{cmd('up')}` (restarts it and waits for health)"
+FIX_GRAFANA = f"`{cmd('logs grafana')}`, then `{cmd('up')}`"
 
 
 # -- pure verdicts -------------------------------------------------------------------
@@ -76,13 +77,13 @@ def exporter_verdict(text: str, now: float, max_age: float) -> str:
     ups = {lab["target"]: v for n, lab, v in rows if n == "foundry_up" and lab.get("kind") == "foundry"}
     if not ups:
         raise Failed("the exporter has no Foundry Local target (no foundry_up{kind=\"foundry\"})",
-                     "check exporter/config.stack.yml, then `invoke up`")
+                     f"check exporter/config.stack.yml, then `{cmd('up')}`")
     target = next((t for t, v in ups.items() if v == 1), None)
     if target is None:
         names = ", ".join(sorted(ups))
         raise Failed(f"the exporter reports foundry_up=0 for {names}: it cannot reach Foundry Local "
-                     "from its container", "`invoke doctor` (Foundry reachable from a container?); "
-                     "`invoke logs exporter`")
+                     "from its container", f"`{cmd('doctor')}` (Foundry reachable from a container?); "
+                     f"`{cmd('logs exporter')}`")
 
     def one(name: str) -> float | None:
         return next((v for n, lab, v in rows if n == name and lab.get("target") == target
@@ -91,14 +92,14 @@ def exporter_verdict(text: str, now: float, max_age: float) -> str:
     stamp, success = one("foundry_probe_last_timestamp_seconds"), one("foundry_probe_success")
     if stamp is None:
         raise Failed(f"the exporter has not run a chat canary against {target} yet",
-                     "rerun `invoke smoke` in a minute; if it persists, `invoke logs exporter`")
+                     f"rerun `{cmd('smoke')}` in a minute; if it persists, `{cmd('logs exporter')}`")
     age = now - stamp
     if age > max_age:
         raise Failed(f"the last chat canary ran {age:.0f}s ago (stale after {max_age:.0f}s): "
                      "the probe loop is stuck", FIX_EXPORTER)
     if success != 1:
         raise Failed(f"the last chat canary against {target} failed ({age:.0f}s ago)",
-                     "`invoke doctor`; if you just fixed Foundry, rerun `invoke smoke` after the next "
+                     f"`{cmd('doctor')}`; if you just fixed Foundry, rerun `{cmd('smoke')}` after the next "
                      "canary (≤ the canary interval)")
     return f"foundry_up{{target=\"{target}\"}}=1; chat canary ok {age:.0f}s ago (fresh < {max_age:.0f}s)"
 
@@ -169,7 +170,7 @@ def check_prometheus(ctx: Ctx, settle: float = PROM_SETTLE_S,
             raise Failed(problem, fix)
         problem, recording = rules_verdict(_prom_get(ctx, "/api/v1/rules"))
         if problem:
-            raise Failed(problem, "`invoke logs prometheus`; check prometheus/rules/ with promtool")
+            raise Failed(problem, f"`{cmd('logs prometheus')}`; check prometheus/rules/ with promtool")
         with_data: list[str] = []
         if recording:
             names = "|".join(n for n in recording if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", n))
@@ -181,7 +182,7 @@ def check_prometheus(ctx: Ctx, settle: float = PROM_SETTLE_S,
                     f"{len(with_data)} with data (e.g. {with_data[0]})")
         if clock() >= deadline:
             what = pending or ("no recording rule has data yet" if recording else "no recording rules")
-            raise Failed(f"Prometheus: {what}", "if the stack just started, rerun `invoke smoke` "
+            raise Failed(f"Prometheus: {what}", f"if the stack just started, rerun `{cmd('smoke')}` "
                          "in a minute; else " + FIX_PROMETHEUS)
         sleep(1.0)
 
@@ -206,14 +207,14 @@ def check_grafana(ctx: Ctx) -> str:
                      "`grafana cli admin reset-admin-password`)")
     if ds.status_code != 200 or (ds.json() or {}).get("status") != "OK":
         raise Failed(f"Grafana datasource {uid} is not working: HTTP {ds.status_code} {ds.text[:160]}",
-                     "check Prometheus (above); `invoke logs grafana`")
+                     f"check Prometheus (above); `{cmd('logs grafana')}`")
     want = _dashboard_uids(stack.root)
     found = {d.get("uid") for d in ctx.http.get(base + "/api/search", params={"type": "dash-db"},
                                                 auth=auth, timeout=5).json()}
     missing = sorted(want - found)
     if missing:
         raise Failed(f"dashboards not provisioned: {', '.join(missing)}",
-                     "`invoke logs grafana` (provisioning errors); then `invoke up`")
+                     f"`{cmd('logs grafana')}` (provisioning errors); then `{cmd('up')}`")
     return f"{base} healthy; datasource {uid} OK; dashboards {', '.join(sorted(want))} provisioned"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from stackctl.console import cmd
 from stackctl.errors import StackError
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -131,7 +132,7 @@ def _run_one(chk: Check, ctx: object, clock: Callable[[], float]) -> list[Result
         status, detail, fix = FAIL, msg, fix or "see the message"
     except Exception as err:  # one broken link must not hide the others
         status, detail = FAIL, f"{type(err).__name__}: {str(err).strip()[:300]}"
-        fix = f"`invoke doctor`; `invoke logs` for the service behind {chk.name}"
+        fix = f"`{cmd('doctor')}`; `{cmd('logs')}` for the service behind {chk.name}"
     out.append(Result(chk.name, status, clock() - start, detail, fix))
     return out
 

@@ -7,6 +7,7 @@ import sys
 from invoke import Collection, Exit, task
 
 from stackctl.cli import R, edge
+from stackctl.console import cmd
 from stackctl.config.settings import TASK_DEFAULTS
 from stackctl.errors import StackError
 from stackctl.lock import locked
@@ -28,7 +29,7 @@ def backup(c, include_metrics=False, out=None, timeout=None):
     m = res.manifest
     R.ok(f"backup written: {res.path} ({len(m.files)} files, {m.total_bytes:,} bytes, "
          f"Open WebUI {m.openwebui_version}, volumes: {', '.join(m.volumes)}) in {res.seconds:.0f}s")
-    R.info(f"  Restore it with `invoke restore {res.path}`.")
+    R.info(f"  Restore it with `{cmd(f'restore {res.path}')}`.")
 
 
 @task(help={"yes": "Do not ask before replacing the current data."})

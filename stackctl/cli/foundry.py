@@ -12,10 +12,12 @@ from rich.table import Table
 
 from stackctl.cli import R, edge
 from stackctl.config.settings import FOUNDRY_PORT_KEY
-from stackctl.config.stack import settled_stack
+from stackctl.config.stack import ensure_stack, settled_stack
+from stackctl.console import cmd
 from stackctl.foundry import lifecycle
 from stackctl.foundry.events import PROGRESS, STAGE, Event
 from stackctl.foundry.urls import container_url
+from stackctl.foundry.view import configured_model, remember_model
 from stackctl.lock import locked
 
 
@@ -34,9 +36,9 @@ def serve(c, model=None, model_path=None, name=None, port=None, host=None, catal
     """Serve a model with the real Foundry Local runtime, in the background, until `foundry.stop`."""
     stack = settled_stack()
     env = stack.env
+    given = (model, model_path)
     if not model and not model_path:
-        model_path = env.get("FOUNDRY_MODEL_PATH") or None
-        model = None if model_path else env.get("FOUNDRY_MODEL")
+        model, model_path = configured_model(env)
     with _progress() as on_event:
         st = lifecycle.serve(
             stack.state_dir, port=int(port or env[FOUNDRY_PORT_KEY]), model=model,
@@ -44,12 +46,14 @@ def serve(c, model=None, model_path=None, name=None, port=None, host=None, catal
             startup_timeout=float(timeout or lifecycle.STARTUP_TIMEOUT_S), on_event=on_event,
         )
     R.ok(f"Foundry Local is serving {st.model_id} (pid {st.pid})")
+    if any(given):  # .env is created here if this runs before the first `up`
+        remember_model(stack if stack.env_file.exists() else ensure_stack()[0], *given, R)
     R.info(f"  OpenAI base URL   {st.chat_base_url}")
     R.info(f"  from containers   {container_url(st.chat_base_url)}")
     R.info(f"  model id          {st.model_id}")
     R.info(f"  bound to          {', '.join(st.urls)}")
     R.info(f"  log               {st.log_path}")
-    R.info("Stop it with: invoke foundry.stop")
+    R.info(f"Stop it with: {cmd('foundry.stop')}")
 
 
 @invoke.task
@@ -70,7 +74,7 @@ def status(c):
     if st.stale is not None:
         R.info(f"removed a stale state file (pid {st.stale.pid} is gone)")
     if not st.running:
-        raise invoke.Exit(f"{st.problem} — start one with `invoke foundry.serve`", code=1)
+        raise invoke.Exit(f"{st.problem} — start one with `{cmd('foundry.serve')}`", code=1)
     s = st.state
     table = Table(show_header=False, box=None)
     for key, value in (

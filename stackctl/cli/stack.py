@@ -9,6 +9,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from stackctl.cli import R, edge
+from stackctl.console import cmd
 from stackctl.config.settings import BY_SERVICE, SERVICE_NAMES, TASK_DEFAULTS
 from stackctl.errors import StackError, UsageError
 from stackctl.lock import locked
@@ -34,7 +35,7 @@ def up(c, model=None, model_path=None, timeout=None):
         R.info(f"  {BY_SERVICE[name].title:<11} {url}")
     R.info(f"  Sign in as {res.stack.env['WEBUI_ADMIN_EMAIL']}; the password is "
            f"WEBUI_ADMIN_PASSWORD in {res.stack.env_file} (mode 0600).")
-    R.info("  Next: `invoke smoke` to check the whole path, `invoke status`, `invoke logs -f`.")
+    R.info(f"  Next: `{cmd('smoke')}` to check the whole path, `{cmd('status')}`, `{cmd('logs -f')}`.")
 
 
 @task(help={"volumes": "Also delete all data (chats, metrics, dashboards state).",

@@ -28,6 +28,7 @@ from stackctl.config.settings import (
     SECTION_TITLES,
     SETTINGS,
 )
+from stackctl.console import cmd
 from stackctl.errors import UsageError
 
 _KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -148,7 +149,7 @@ def render_example() -> str:
     """The committed .env.example: every key, its help, and its default."""
     out = [
         "# Foundry Local Chat Stack — configuration.",
-        "# `invoke up` creates .env from these defaults (mode 0600) and never overwrites",
+        "# `./stack up` (Windows: `.\\stack up`) creates .env from these defaults (mode 0600) and never overwrites",
         "# a value you set. Secrets left empty here are generated on first run.",
     ]
     section = None
@@ -224,11 +225,11 @@ def load(path: Path) -> dict[str, str]:
     generated secret (all of which `invoke up` repairs).
     """
     if not path.exists():
-        raise UsageError(f"{path} does not exist — run `invoke up` (it creates it) and retry")
+        raise UsageError(f"{path} does not exist — run `{cmd('up')}` (it creates it) and retry")
     env = values(parse(path.read_text(), str(path)))
     missing = sorted(k for k in SECRET_KEYS if not env.get(k))
     if missing:
-        raise UsageError(f"{path}: {', '.join(missing)} not set — run `invoke up` to generate them")
+        raise UsageError(f"{path}: {', '.join(missing)} not set — run `{cmd('up')}` to generate them")
     full = {s.key: s.default for s in SETTINGS if not s.secret} | env
     validate(full, str(path))
     return full

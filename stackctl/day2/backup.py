@@ -28,7 +28,7 @@ from pathlib import Path
 from stackctl import __version__
 from stackctl.config.settings import IMAGE_KEYS, OPENWEBUI, VOLUME_SERVICE, VOLUMES
 from stackctl.config.stack import Stack, load_stack
-from stackctl.console import Reporter
+from stackctl.console import Reporter, cmd
 from stackctl.day2.archive import ArchiveWriter, Manifest, archive_name
 from stackctl.day2.version import PROBE, ImageVersion, parse_probe
 from stackctl.docker import compose as composer
@@ -73,7 +73,7 @@ def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
     volumes = [v for v in wanted if dd.volume_exists(client, dd.volume_name(stack.project, v))]
     if OPENWEBUI.volume not in volumes:
         raise StackError(f"no Open WebUI data volume {dd.volume_name(stack.project, OPENWEBUI.volume)} "
-                         "— nothing to back up; `invoke up` creates it", exit_code=2)
+                         f"— nothing to back up; `{cmd('up')}` creates it", exit_code=2)
     for v in sorted(set(wanted) - set(volumes)):
         r.warn(f"volume {v} does not exist; not in the backup")
 
@@ -128,4 +128,4 @@ def cold(stack: Stack, client, compose, services: tuple[str, ...], r: Reporter,
                                     timeout=timeout)
         except StackError as err:
             raise StackError(f"{', '.join(services)} did not come back after the copy ({err}) — "
-                             "run `invoke up`, then `invoke status`") from None
+                             f"run `{cmd('up')}`, then `{cmd('status')}`") from None

@@ -7,8 +7,9 @@ make sure it is present (pulled only when missing locally); refuse a downgrade
 rewrite OPENWEBUI_IMAGE in .env — the one user-owned value this command may change,
 because the user asked for it — atomically; start the new Open WebUI and watch it
 (a container that restarts is failed, not "starting"); bring the whole stack up;
-run smoke. If any of that fails: put the old tag back in .env, restore the backup
-(which brings the stack up on the old image), and fail saying so.
+run smoke. If any of that fails — any exception, Ctrl-C included — put the old tag
+back in .env, restore the backup (which brings the stack up on the old image), and
+fail saying so (exit 130 when interrupted).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 from stackctl.config import envfile
 from stackctl.config.settings import BY_KEY, OPENWEBUI
 from stackctl.config.stack import Stack, load_stack
-from stackctl.console import Reporter
+from stackctl.console import Reporter, cmd
 from stackctl.day2.backup import BackupResult, probe_image
+from stackctl.day2.restore import INTERRUPTED, detail
 from stackctl.day2.version import is_newer
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health
@@ -116,7 +118,7 @@ def upgrade(*, to: str | None = None, out_dir: Path | None = None, timeout: floa
         return UpgradeResult(old, new, old_v, new_v, None, False, time.monotonic() - t0)
     if is_newer(old_v, new_v):
         raise StackError(f"{new} holds Open WebUI {new_v}, older than {old_v} in {old}: the database "
-                         "cannot be migrated back — to go back, `invoke restore` a backup taken on "
+                         f"cannot be migrated back — to go back, `{cmd('restore')}` a backup taken on "
                          f"{new_v}", exit_code=2)
 
     if backup is None:
@@ -133,18 +135,30 @@ def upgrade(*, to: str | None = None, out_dir: Path | None = None, timeout: floa
         (bring_up or _default_up(r))()
         r.step("running smoke")
         smoke(new_stack)
-    except StackError as err:
-        r.warn(f"upgrade to {new} failed: {err}")
-        r.step(f"rolling back to {old} and restoring {b.path.name}")
-        set_image(stack.env_file, old)
-        try:
-            (restore or _default_restore(r))(b.path)
-        except StackError as err2:
-            raise StackError(f"upgrade to {new} failed ({err}) and the rollback failed too ({err2}) — "
-                             f".env is back on {old}; run `invoke restore {b.path} --yes`") from None
-        raise StackError(f"upgrade to {new} failed: {err} — rolled back to {old} and restored "
-                         f"the backup {b.path}; your data is as it was before the upgrade") from None
+    except BaseException as exc:  # every failure rolls back: httpx, docker, Ctrl-C included
+        raise _roll_back(exc, stack, old, new, b.path, restore or _default_restore(r), r) from None
     return UpgradeResult(old, new, old_v, new_v, b.path, True, time.monotonic() - t0)
+
+
+def _roll_back(exc: BaseException, stack: Stack, old: str, new: str, backup: Path,
+               restore: Callable[[Path], object], r: Reporter) -> StackError:
+    """Put ``old`` back in .env and restore ``backup``; the error saying how that went."""
+    why = detail(exc)
+    code = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
+    what = f"upgrade to {new} was {why}" if code == INTERRUPTED else f"upgrade to {new} failed: {why}"
+    r.warn(f"{what} — rolling back")
+    r.step(f"rolling back to {old} and restoring {backup.name}")
+    env_back = False
+    try:
+        set_image(stack.env_file, old)
+        env_back = True
+        restore(backup)
+    except BaseException as exc2:  # the rollback's own failure, Ctrl-C included, is reported, not raised
+        where = f".env is back on {old}" if env_back else f".env still names {new} (set {KEY}={old})"
+        return StackError(f"{what} — and the rollback failed too ({detail(exc2)}); {where}; "
+                          f"run `{cmd(f'restore {backup} --yes')}`", exit_code=code)
+    return StackError(f"{what} — rolled back to {old} and restored the backup {backup}; "
+                      "your data is as it was before the upgrade", exit_code=code)
 
 
 def _start_new(stack: Stack, client, compose, timeout: float, r: Reporter) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from stackctl.config.settings import BY_KEY
 from stackctl.config.stack import Stack
+from stackctl.console import cmd
 from stackctl.errors import StackError
 
 Runner = Callable[..., subprocess.CompletedProcess]
@@ -104,7 +105,7 @@ def run(compose: Compose, stack: Stack, *args: str, capture: bool = False,
         detail = _last_line(cp.stderr) if capture else ""
         raise StackError(
             f"`compose {' '.join(args)}` failed (exit {cp.returncode})"
-            + (f": {detail}" if detail else "") + " — see the output above or `invoke logs`"
+            + (f": {detail}" if detail else "") + f" — see the output above or `{cmd('logs')}`"
         )
     return cp
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from stackctl.console import cmd
 from stackctl.docker.engine import ServiceState
 from stackctl.errors import StackError
 
@@ -26,9 +27,9 @@ def verdict(expected: Iterable[str], states: dict[str, ServiceState]) -> tuple[b
             all_ok = False
             continue
         if s.health == "unhealthy":
-            return False, f"{svc} is unhealthy — see `invoke logs {svc}`"
+            return False, f"{svc} is unhealthy — see `{cmd(f'logs {svc}')}`"
         if s.state in ("exited", "dead"):
-            return False, f"{svc} exited — see `invoke logs {svc}`"
+            return False, f"{svc} exited — see `{cmd(f'logs {svc}')}`"
         if not s.ok:
             all_ok = False
     return all_ok, None
@@ -54,7 +55,7 @@ def wait_healthy(expected: Iterable[str], fetch: Fetch, *, timeout: float = 300.
                        if not (states.get(s) and states[s].ok)]
             raise StackError(
                 f"not healthy after {timeout:.0f}s: {', '.join(waiting)} — "
-                f"see `invoke logs {waiting[0].split()[0]}` and `invoke doctor`"
+                f"see `{cmd(f'logs {waiting[0].split()[0]}')}` and `{cmd('doctor')}`"
             )
         sleep(interval)
 

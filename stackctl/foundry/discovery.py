@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from foundry_exporter.probes.listing import chat_candidates
+from stackctl.console import cmd
 from stackctl.foundry import state as state_mod
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.urls import first_url, models_prefix, openai_base, root_url
@@ -246,7 +247,7 @@ def _discover(env: Mapping[str, str], state_dir: Path, http: httpx.Client, run) 
     return Discovery(
         found=False,
         reason="Foundry Local not found (FOUNDRY_LOCAL_ENDPOINT unset, no embedded server, no running `foundry` service)"
-        " — run `invoke foundry.serve --model-path DIR` (offline) or `invoke foundry.serve`, or start Foundry Local and set FOUNDRY_LOCAL_ENDPOINT",
+        f" — run `{cmd('foundry.serve --model-path DIR')}` (offline) or `{cmd('foundry.serve')}`, or start Foundry Local and set FOUNDRY_LOCAL_ENDPOINT",
         tried=tuple(tried),
     )
 

@@ -38,6 +38,7 @@ import httpx
 import psutil
 
 from stackctl.config.stack import ROOT
+from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 from stackctl.foundry import bridge, discovery, runtime
 from stackctl.foundry import state as state_mod
@@ -120,7 +121,7 @@ def serve(
 def already_running_message(live: ServerState) -> str:
     return (
         f"an embedded Foundry Local server is already running: pid {live.pid} at {live.root_url} "
-        f"serving {live.model_id} — use it, or run `invoke foundry.stop` first"
+        f"serving {live.model_id} — use it, or run `{cmd('foundry.stop')}` first"
     )
 
 

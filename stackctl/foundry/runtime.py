@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 from stackctl.foundry.model_spec import ModelSpec
 from stackctl.foundry.paths import FoundryPaths
@@ -94,11 +95,15 @@ def catalog_model(manager: Any, alias: str, catalog_url: str) -> Any:
 
 
 def offline_message(alias: str, catalog_url: str) -> str:
+    """Says which model needed the catalog without claiming an option the user may not
+    have passed (the alias may come from FOUNDRY_MODEL in .env), and the offline way."""
     host = re.sub(r"^https?://([^/]+).*$", r"\1", catalog_url)
     return (
-        f"the Foundry model catalog ({host}) is unreachable or empty, and --model {alias} needs it "
-        "(catalog models download from the internet) — connect to the internet, or serve a local "
-        "ONNX Runtime GenAI folder offline: invoke foundry.serve --model-path DIR"
+        f"the Foundry model catalog ({host}) is unreachable or empty, and the catalog model "
+        f"{alias!r} needs it (catalog models download from the internet) — connect to the internet, "
+        "or serve a local ONNX Runtime GenAI folder offline: "
+        f"`{cmd('up --model-path DIR')}` (remembered as FOUNDRY_MODEL_PATH in .env; "
+        "or set FOUNDRY_MODEL_PATH=DIR there yourself)"
     )
 
 

@@ -11,11 +11,13 @@ import sys
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from stackctl.config import envfile
 from stackctl.config.settings import FOUNDRY_PORT_KEY
 from stackctl.config.stack import Stack
-from stackctl.console import Reporter
+from stackctl.console import Reporter, cmd
 from stackctl.errors import StackError
 from stackctl.foundry import discovery
+from stackctl.foundry.model_spec import resolve
 from stackctl.foundry.urls import container_url, root_url
 
 
@@ -75,8 +77,9 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
         view = view_of(d)
         reporter.ok(f"Foundry Local found ({view.source}): {view.root_url}")
         if model or model_path:
-            reporter.warn("--model/--model-path ignored: Foundry Local is already running "
-                          "(`invoke foundry.stop` first to serve another model)")
+            remember_model(stack, model, model_path, reporter)
+            reporter.warn("--model/--model-path not served now: Foundry Local is already running "
+                          f"(`{cmd('foundry.stop')}` first to serve it now)")
         return view, False
     if stack.env.get("FOUNDRY_LOCAL_ENDPOINT"):
         raise StackError(f"FOUNDRY_LOCAL_ENDPOINT={stack.env['FOUNDRY_LOCAL_ENDPOINT']} does not answer: "
@@ -86,17 +89,55 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
                   "starting the embedded server")
     from stackctl.foundry import lifecycle
 
+    given = (model, model_path)
     if not model and not model_path:
-        model_path = stack.env.get("FOUNDRY_MODEL_PATH") or None
-        model = None if model_path else stack.env.get("FOUNDRY_MODEL")
+        model, model_path = configured_model(stack.env)
     st = lifecycle.serve(stack.state_dir, port=int(stack.env[FOUNDRY_PORT_KEY]), model=model,
                          model_path=model_path, on_event=_event_printer(reporter))
+    remember_model(stack, *given, reporter)
     reporter.ok(f"embedded Foundry Local serving {st.model_id} (pid {st.pid}); "
-                "`invoke down` stops it with the stack")
+                f"`{cmd('down')}` stops it with the stack")
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
         raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")
     return view_of(d), True
+
+
+MODEL_KEYS = ("FOUNDRY_MODEL", "FOUNDRY_MODEL_PATH")
+
+
+def configured_model(env: dict[str, str]) -> tuple[str | None, str | None]:
+    """(model, model_path) from .env: a local folder wins over a catalog alias."""
+    model_path = env.get("FOUNDRY_MODEL_PATH") or None
+    return (None if model_path else env.get("FOUNDRY_MODEL") or None), model_path
+
+
+def model_updates(model: str | None, model_path: str | None) -> dict[str, str]:
+    """The .env values for a model given on the command line (validated; setting one
+    key clears the other, so .env names one model). Pure but for the folder check."""
+    spec = resolve(model, model_path)
+    return ({"FOUNDRY_MODEL_PATH": spec.path, "FOUNDRY_MODEL": ""} if spec.local
+            else {"FOUNDRY_MODEL": spec.alias, "FOUNDRY_MODEL_PATH": ""})
+
+
+def remember_model(stack: Stack, model: str | None, model_path: str | None,
+                   reporter: Reporter) -> dict[str, str]:
+    """A model given on the command line (`up`, `foundry.serve`) becomes the stack's
+    model: written to .env (atomically, 0600), said in one line, and so used by every
+    later command (the one precedence rule of config/stack.py). Returns the updates."""
+    if not model and not model_path:
+        return {}
+    updates = model_updates(model, model_path)
+    path = stack.env_file
+    merged, _ = envfile.merge(envfile.read(path) if path.exists() else [])
+    out = [envfile.assignment(ln.key, updates[ln.key]) if ln.key in updates else ln
+           for ln in merged]
+    if out != merged or not path.exists():
+        envfile.write_atomic(path, envfile.render(out))
+        said = ", ".join(f"{k}={v}" for k, v in updates.items() if v)
+        cleared = " and ".join(k for k, v in updates.items() if not v)
+        reporter.ok(f"remembered {said} in {path} ({cleared} cleared): later commands use this model")
+    return updates
 
 
 def stop_embedded(stack: Stack) -> None:
@@ -131,7 +172,7 @@ def unreachable_fix(view: FoundryView) -> str:
     if sys.platform.startswith("linux") and host in ("127.0.0.1", "localhost", "::1"):
         return ("on Linux, containers reach the host through the Docker bridge gateway, not "
                 f"{host}: bind Foundry Local to the bridge address too (the embedded "
-                "`invoke foundry.serve` does), or set FOUNDRY_LOCAL_ENDPOINT to an address "
+                f"`{cmd('foundry.serve')}` does), or set FOUNDRY_LOCAL_ENDPOINT to an address "
                 "containers can reach; check a firewall is not dropping docker0 traffic")
     return ("make Foundry Local listen on an address Docker Desktop forwards "
             "(host.docker.internal), and check the firewall")

@@ -140,7 +140,7 @@ def test_foundry_stopped_is_named_with_the_start_fix(up):
     try:
         rc, report, _ = smoke(up, "--json")
         assert rc == 1
-        c = assert_broken_link(report, "foundry", "invoke up")
+        c = assert_broken_link(report, "foundry", "./stack up")
         assert "not found" in c["detail"]
         assert checks(report)["chat"]["status"] == "skip"
     finally:
@@ -174,7 +174,7 @@ def test_exporter_stopped_is_named_with_its_fix(up):
     try:
         rc, report, _ = smoke(up, "--json")
         assert rc == 1
-        c = assert_broken_link(report, "exporter", "invoke logs exporter")
+        c = assert_broken_link(report, "exporter", "./stack logs exporter")
         assert "does not answer" in c["detail"]
         assert all(checks(report)[n]["status"] == "ok" for n in ("foundry", "chat", "chat-stream"))
     finally:
@@ -186,7 +186,7 @@ def test_prometheus_stopped_is_named_with_its_fix(up):
     try:
         rc, report, _ = smoke(up, "--json")
         assert rc == 1
-        c = assert_broken_link(report, "prometheus", "invoke logs prometheus")
+        c = assert_broken_link(report, "prometheus", "./stack logs prometheus")
         assert "does not answer" in c["detail"]
         assert checks(report)["exporter"]["status"] == "ok"
     finally:
@@ -202,7 +202,7 @@ def test_stored_connection_on_a_wrong_port_is_named_with_the_reconcile_fix(up):
     try:
         rc, report, _ = smoke(up, "--json")
         assert rc == 1
-        c = assert_broken_link(report, "connection", "invoke up")
+        c = assert_broken_link(report, "connection", "./stack up")
         assert wrong in c["detail"] and right in c["detail"] and "/openai/verify" in c["detail"]
     finally:
         restore_with_up(up)

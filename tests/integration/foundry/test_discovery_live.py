@@ -30,4 +30,4 @@ def test_discovers_it_through_foundry_local_endpoint(foundry_server, tmp_path):
 def test_nothing_there_gives_a_reason(tmp_path):
     d = discover({}, tmp_path, run=_no_cli)
     assert not d.found
-    assert "invoke foundry.serve" in d.reason
+    assert "./stack foundry.serve" in d.reason

@@ -69,7 +69,7 @@ def test_serve_status_refuse_stop_leaves_nothing_behind(tmp_path):
     again = invoke(tmp_path, "foundry.serve", "--model-path", str(TINY_MODEL_DIR), "--port", str(free_port()))
     assert one_line_error(again) == (
         f"error: an embedded Foundry Local server is already running: pid {st.pid} at http://127.0.0.1:{port} "
-        f"serving {TINY_MODEL_ID} — use it, or run `invoke foundry.stop` first"
+        f"serving {TINY_MODEL_ID} — use it, or run `./stack foundry.stop` first"
     )
 
     stopped = invoke(tmp_path, "foundry.stop")
@@ -140,8 +140,9 @@ def test_catalog_alias_offline_or_unknown(tmp_path):
     done = invoke(tmp_path, "foundry.serve", "--model", "no-such-model-xyz", "--port", str(free_port()))
     assert done.returncode == 2
     line = one_line_error(done)
-    assert line.startswith("error: the Foundry model catalog (api.catalog.azureml.ms) is unreachable or empty, and --model no-such-model-xyz needs it")
-    assert line.endswith("invoke foundry.serve --model-path DIR")
+    assert line.startswith("error: the Foundry model catalog (api.catalog.azureml.ms) is unreachable or empty, "
+                           "and the catalog model 'no-such-model-xyz' needs it")
+    assert "`./stack up --model-path DIR` (remembered as FOUNDRY_MODEL_PATH in .env" in line
 
 
 def test_sdk_not_installed(tmp_path):

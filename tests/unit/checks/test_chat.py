@@ -27,7 +27,7 @@ def test_healthy_chat_path_passes_every_check(make_ctx, fake):
 def test_foundry_not_found_fails_first_and_skips_what_needs_it(make_ctx):
     res = run(make_ctx(reason="nothing answers at http://127.0.0.1:52180"))
     assert res["foundry"].status == FAIL
-    assert "nothing answers" in res["foundry"].detail and "invoke up" in res["foundry"].fix
+    assert "nothing answers" in res["foundry"].detail and "./stack up" in res["foundry"].fix
     assert res["open-webui"].status == OK and res["sign-in"].status == OK
     for name in ("connection", "models", "chat", "chat-stream"):
         assert res[name].status == SKIP and "Foundry Local not found" in res[name].detail
@@ -52,7 +52,7 @@ def test_model_unloaded_between_discovery_and_completion_names_the_model(make_ct
 def test_open_webui_down_skips_everything_that_needs_it(make_ctx, fake):
     del fake.routes[("3000", "/health")]
     res = run(make_ctx())
-    assert res["open-webui"].status == FAIL and "invoke logs open-webui" in res["open-webui"].fix
+    assert res["open-webui"].status == FAIL and "./stack logs open-webui" in res["open-webui"].fix
     assert all(res[n].status == SKIP for n in ("sign-in", "connection", "models", "chat", "chat-stream"))
 
 
@@ -78,14 +78,14 @@ def test_stored_connection_on_a_wrong_port_fails_with_the_reconcile_fix(make_ctx
     assert r.status == FAIL
     assert "http://host.docker.internal:1/catalogs/local/v1" in r.detail and CONTAINER_OPENAI in r.detail
     assert "POST /openai/verify of it fails: HTTP 500" in r.detail
-    assert r.fix.startswith("`invoke up` repoints Open WebUI")
+    assert r.fix.startswith("`./stack up` repoints Open WebUI")
 
 
 def test_right_url_that_open_webui_cannot_reach_fails_with_the_reachability_fix(make_ctx, fake):
     fake.routes[("3000", "/openai/verify")] = lambda r: httpx.Response(500, json={"detail": "Server Connection Error"})
     r = run(make_ctx())["connection"]
     assert r.status == FAIL and "cannot reach Foundry Local" in r.detail and "Server Connection Error" in r.detail
-    assert "invoke doctor" in r.fix
+    assert "./stack doctor" in r.fix
 
 
 def test_verify_body_is_connection_zero_as_stored():

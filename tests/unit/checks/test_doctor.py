@@ -63,7 +63,7 @@ def test_a_broken_check_becomes_an_error_finding_and_the_rest_still_run(env_file
 def test_missing_env_skips_dependent_checks_with_a_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("STACK_ENV_FILE", str(tmp_path / "nope.env"))
     findings = doctor.run_doctor().results
-    assert findings[0].name == "env" and "invoke up" in findings[0].fix
+    assert findings[0].name == "env" and "./stack up" in findings[0].fix
     assert findings[0].status == "fail" and all(f.status == "skip" for f in findings[1:])
 
 

@@ -29,9 +29,9 @@ def test_exporter_up_with_a_fresh_successful_canary_passes():
 
 
 @pytest.mark.parametrize(("text", "words", "fix"), [
-    (metrics(up=0, now=NOW), "foundry_up=0 for foundry", "invoke doctor"),
-    (metrics(canary_age=400, now=NOW), "ran 400s ago (stale after 130s)", "invoke logs exporter"),
-    (metrics(canary_ok=0, now=NOW), "last chat canary against foundry failed", "invoke doctor"),
+    (metrics(up=0, now=NOW), "foundry_up=0 for foundry", "./stack doctor"),
+    (metrics(canary_age=400, now=NOW), "ran 400s ago (stale after 130s)", "./stack logs exporter"),
+    (metrics(canary_ok=0, now=NOW), "last chat canary against foundry failed", "./stack doctor"),
     ("# TYPE foundry_up gauge\n", "no Foundry Local target", "config.stack.yml"),
     ('# TYPE foundry_up gauge\nfoundry_up{target="f",kind="foundry"} 1\n', "not run a chat canary", "rerun"),
 ])
@@ -45,7 +45,7 @@ def test_exporter_not_answering_fails_with_the_restart_fix(make_ctx, fake):
     del fake.routes[("9101", "/metrics")]
     with pytest.raises(Failed) as err:
         smoke_observe.check_exporter(make_ctx())
-    assert "does not answer" in err.value.detail and "invoke logs exporter" in err.value.fix
+    assert "does not answer" in err.value.detail and "./stack logs exporter" in err.value.fix
 
 
 def test_targets_and_rules_verdicts():
@@ -70,7 +70,7 @@ def test_prometheus_down_fails_with_its_fix(make_ctx, fake):
         del fake.routes[key]
     with pytest.raises(Failed) as err:
         smoke_observe.check_prometheus(make_ctx(), sleep=_no_sleep)
-    assert "Prometheus at" in err.value.detail and "invoke logs prometheus" in err.value.fix
+    assert "Prometheus at" in err.value.detail and "./stack logs prometheus" in err.value.fix
 
 
 def test_exporter_target_down_in_prometheus_points_at_the_exporter(make_ctx, fake):
@@ -78,7 +78,7 @@ def test_exporter_target_down_in_prometheus_points_at_the_exporter(make_ctx, fak
         ("prometheus", "up"), ("foundry-exporter", "down")))
     with pytest.raises(Failed) as err:
         smoke_observe.check_prometheus(make_ctx(), sleep=_no_sleep)
-    assert "invoke logs exporter" in err.value.fix
+    assert "./stack logs exporter" in err.value.fix
 
 
 def test_a_just_started_prometheus_is_waited_for_within_a_deadline(make_ctx, fake):
@@ -132,7 +132,7 @@ def test_grafana_failures(make_ctx, fake, kw, words):
 
 def test_grafana_in_the_profiles_but_not_answering_fails(make_ctx):
     (r,) = runner.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana")).results
-    assert r.status == FAIL and "does not answer" in r.detail and "invoke logs grafana" in r.fix
+    assert r.status == FAIL and "does not answer" in r.detail and "./stack logs grafana" in r.fix
 
 
 def test_observability_checks_all_pass_on_a_healthy_fake(make_ctx):

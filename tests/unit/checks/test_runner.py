@@ -42,7 +42,7 @@ def test_runner_keeps_order_and_turns_every_exception_into_a_result():
         ("a", OK), ("b", FAIL), ("c", FAIL), ("d", SKIP), ("e", SKIP)]
     assert ctx["ran"] == ["ok"]  # e was skipped, not run
     assert rep.results[1] == Result("b", FAIL, 1.0, "the widget is gone", "`invoke up`")
-    assert rep.results[2].detail == "KeyError: 'data'" and "invoke doctor" in rep.results[2].fix
+    assert rep.results[2].detail == "KeyError: 'data'" and "./stack doctor" in rep.results[2].fix
     assert rep.results[4].detail == "skipped: b is broken"
     assert not rep.ok and rep.exit_code == 1 and rep.first_failure.name == "b"
 

@@ -123,7 +123,7 @@ def test_classic_cli_when_new_cli_has_no_server_command(tmp_path):
 def test_nothing_found_says_how_to_fix(tmp_path):
     d = discover({}, tmp_path, http=FakeFoundry({}).client(), run=FakeCli(None))
     assert not d.found and d.source is None
-    assert "invoke foundry.serve --model-path DIR" in d.reason and "\n" not in d.reason
+    assert "./stack foundry.serve --model-path DIR" in d.reason and "\n" not in d.reason
     assert d.tried == ("env: FOUNDRY_LOCAL_ENDPOINT not set", "embedded: not running", "cli: `foundry` is not installed")
 
 

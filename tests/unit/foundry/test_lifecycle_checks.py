@@ -22,7 +22,7 @@ def test_serve_refuses_while_one_runs_naming_it(tmp_path, make_state, server_pid
         lifecycle.serve(tmp_path, port=free_port(), model="x", gateway=_no_gateway)
     assert str(err.value) == (
         f"an embedded Foundry Local server is already running: pid {live.pid} at http://127.0.0.1:52180 "
-        "serving tiny-chat-generic-cpu:1 — use it, or run `invoke foundry.stop` first"
+        "serving tiny-chat-generic-cpu:1 — use it, or run `./stack foundry.stop` first"
     )
 
 
@@ -52,8 +52,9 @@ def test_catalog_alias_offline_fails_fast_with_the_local_alternative(tmp_path):
     with pytest.raises(StackError) as err:
         lifecycle.serve(tmp_path, port=free_port(), model="qwen2.5-0.5b", gateway=_no_gateway, http=client)
     message = str(err.value)
-    assert message.startswith("the Foundry model catalog (api.catalog.azureml.ms) is unreachable or empty, and --model qwen2.5-0.5b needs it")
-    assert message.endswith("invoke foundry.serve --model-path DIR")
+    assert message.startswith("the Foundry model catalog (api.catalog.azureml.ms) is unreachable or empty, "
+                              "and the catalog model 'qwen2.5-0.5b' needs it")
+    assert "--model qwen2.5-0.5b" not in message and "FOUNDRY_MODEL_PATH" in message
     assert err.value.exit_code == 2
     assert not FoundryPaths(tmp_path).state_file.exists()
 

@@ -104,7 +104,7 @@ def test_verdict():
 def test_wait_healthy_names_what_is_still_starting():
     now = [0.0]
     states = {"a": st("a"), "b": st("b", health_="starting")}
-    with pytest.raises(StackError, match=r"b \(running, starting\).*invoke logs b"):
+    with pytest.raises(StackError, match=r"b \(running, starting\).*\./stack logs b"):
         health.wait_healthy(["a", "b"], lambda: states, timeout=10, clock=lambda: now[0],
                             sleep=lambda s: now.__setitem__(0, now[0] + s))
 
