@@ -83,6 +83,7 @@ async def serve_until_stopped(config: Config, listen: tuple[str, ...],
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    gateway.client.close()  # the spare upstream connection
     for s in servers:
         await s.wait_closed()
 

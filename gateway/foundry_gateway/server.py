@@ -107,11 +107,32 @@ class ClientConnection:
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         """Send a response head whose body follows in pieces (chunked)."""
-        self._write(self.conn.send(h11.Response(status_code=status, headers=headers,
-                                                reason=_phrase(status))))
+        head = self.conn.send(h11.Response(status_code=status, headers=headers,
+                                           reason=_phrase(status)))
+        # h11 chose the framing (chunked for HTTP/1.1, until-close for 1.0); body pieces
+        # are framed here, per token, without its state machine (same bytes as h11.Data).
+        self._chunked = b"\r\ntransfer-encoding: chunked\r\n" in head.lower()
+        self._write(head)
+
+    def send_nowait(self, data: bytes) -> None:
+        """One body piece of a started response, written now (raises ClientGone)."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            raise ClientGone
+        if data:  # an empty chunk would end the body
+            transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+
+    def congested(self) -> bool:
+        return self.writer.transport.get_write_buffer_size() > _HIGH_WATER
+
+    async def drained(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            raise ClientGone from None
 
     async def send(self, data: bytes) -> None:
-        self._write(self.conn.send(h11.Data(data=data)))
+        self.send_nowait(data)
         await self._drain()
 
     def end(self) -> None:

@@ -1,11 +1,23 @@
-"""One HTTP/1.1 exchange with the upstream on a FRESH connection (h11 over asyncio).
+"""HTTP/1.1 exchanges with the upstream, each on a FRESH connection (asyncio protocol).
 
 Why fresh: Foundry Local writes response headers and the first chunk as two
 small segments with Nagle on; on a kept-alive connection the client's delayed
 ACK (40 ms on Linux) holds the second one back. A new connection starts in
 quick-ACK mode, and TCP_QUICKACK is re-armed after every read anyway, so the
-stall cannot happen mid-stream either. Connecting to a loopback server costs
-~0.1 ms. TCP_NODELAY makes our own request one immediate segment.
+stall cannot happen mid-stream either. TCP_NODELAY makes our own request one
+immediate segment. Each connection carries exactly one request.
+
+Why a spare: connecting costs a few hundred microseconds of the time to first
+token, so the client keeps ONE connection opened ahead of the next request
+(never used before, so it is as fresh as a new one; dropped when the upstream
+closes it or after ``SPARE_MAX_AGE``). Failing to open a spare is silent: only
+a request's own connect counts as an upstream error.
+
+Why a protocol and not streams + h11: a chat stream is one small read per
+token, and the per-read cost is what the decode rate loses (profiled: stream
+wakeups, per-read timeout scopes and h11's state machine were most of it). The
+head is parsed once by ``_parse_head``; the body's chunked framing by a small
+decoder; body pieces go straight to a sink called from ``data_received``.
 
 Every failure is an :class:`UpstreamError` with a reason from the closed set in
 ``metrics.UPSTREAM_ERROR_REASONS``; timeouts are per phase (connect, headers,
@@ -15,17 +27,23 @@ idle gap between reads) plus an overall deadline; bodies are size-capped.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
-
-import h11
 
 from .config import Limits, Timeouts
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-_READ = 65536
+MAX_HEAD = 64 * 1024
+SPARE_MAX_AGE = 10.0  # seconds an unused spare connection is trusted
+_STATUS = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: [^\r\n]*)?")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+Sink = Callable[[bytes], None]
 
 
 class UpstreamError(Exception):
@@ -34,101 +52,334 @@ class UpstreamError(Exception):
         self.reason = reason
 
 
-class _Wire:
-    """One upstream connection: reads with a per-phase timeout under an overall deadline."""
+def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """Status and headers (names lower-cased) of one response head without its blank line."""
+    lines = head.split(b"\r\n")
+    m = _STATUS.fullmatch(lines[0])
+    if m is None:
+        raise UpstreamError("protocol", f"invalid HTTP from upstream: status line {lines[0][:80]!r}")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or _TOKEN.fullmatch(name) is None:
+            raise UpstreamError("protocol", f"invalid HTTP from upstream: header line {line[:80]!r}")
+        headers.append((name.lower(), value.strip(b" \t")))
+    return int(m.group(1)), headers
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 conn: h11.Connection, deadline: float) -> None:
-        self.reader, self.writer, self.conn, self.deadline = reader, writer, conn, deadline
-        self.sock = writer.get_extra_info("socket")
-        self.eof = False
 
-    def broken(self, exc: h11.RemoteProtocolError) -> UpstreamError:
-        """h11's complaint as a reason: an early EOF is a lost connection, not bad HTTP."""
-        if self.eof:
-            return UpstreamError("reset", "upstream closed the connection mid-response")
-        return UpstreamError("protocol", f"invalid HTTP from upstream: {exc}")
+class _Conn(asyncio.Protocol):
+    """One upstream connection: head, then body pieces (to a sink or a buffer), then done."""
 
-    async def receive(self, timeout: float, reason: str) -> None:
-        budget = min(timeout, self.deadline - time.monotonic())
-        if budget <= 0:
-            raise UpstreamError("total_timeout", "response exceeded timeouts.total")
-        try:
-            async with asyncio.timeout(budget):
-                data = await self.reader.read(_READ)
-        except TimeoutError:
-            total = time.monotonic() >= self.deadline - 0.001
-            raise UpstreamError("total_timeout" if total else reason,
-                                f"no data from upstream within {budget:g}s") from None
-        except OSError as exc:
-            raise UpstreamError("reset", f"upstream connection lost: {exc}") from None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.opened = time.monotonic()
+        self.lost = False
+        self._sock = None
+        self._head_buf = b""
+        self._head: asyncio.Future | None = None   # (status, headers) once the head is in
+        self._done: asyncio.Future | None = None   # None once the body ended
+        self._buf = b""          # undecoded body bytes (chunked framing)
+        self._left = 0           # chunked: data bytes left in this chunk; length: body bytes left
+        self._crlf = False       # chunked: the CRLF after a chunk's data is next
+        self._framing = ""       # chunked | length | close
+        self._received = 0
+        self._cap = 0
+        self._pieces: list[bytes] = []
+        self._sink: Sink | None = None
+        self._wake: asyncio.Future | None = None
+        self._last = 0.0
+        self._idle = 0.0
+        self._reason = "idle_timeout"
+        self._timers: list[asyncio.TimerHandle] = []
+        self.error: BaseException | None = None
+        self.ended = False
+        self._paused = False
+
+    # -- asyncio callbacks --------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if _QUICKACK is not None:
+            # Our own handle on the socket (a dup): the loop's wrapper builds a socket
+            # object, with a getsockname call, on every setsockopt (profiled: per read).
+            self._sock = socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+
+    def data_received(self, data: bytes) -> None:
+        if self._sock is not None:
             try:  # noqa: SIM105 -- hot path (every read); suppress() costs a context manager
-                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             except OSError:
                 pass
-        self.eof = not data
+        if self.error is not None or self.ended:
+            return
+        self._last = self.loop.time()
         try:
-            self.conn.receive_data(data)
-        except h11.RemoteProtocolError as exc:
-            raise self.broken(exc) from None
+            if self._framing:
+                self._body(data)
+            elif self._head is not None:
+                self._head_data(data)
+            else:  # bytes while idle (a spare): not HTTP we asked for
+                self.fail(UpstreamError("protocol", "upstream sent data before any request"))
+        except UpstreamError as exc:
+            self.fail(exc)
+        except BaseException as exc:  # the sink's own failure (e.g. the client left)
+            self.fail(exc)
 
-    async def head(self, timeout: float) -> h11.Response:
+    def eof_received(self) -> bool:
+        self._closed()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._closed(exc)
+
+    # -- phases -------------------------------------------------------------------
+    def start(self, request: bytes, first_byte: float, idle: float, deadline: float,
+              cap: int) -> asyncio.Future:
+        """Send the request; the returned future gets (status, headers)."""
+        self._head = self.loop.create_future()
+        self._idle, self._cap = idle, cap
+        self._last = self.loop.time()
+        self._timers.append(self.loop.call_at(self._last + max(0.0, deadline - time.monotonic()),
+                                              self._total_timeout))
+        self._timers.append(self.loop.call_later(first_byte, self._header_timeout, first_byte))
+        self.transport.write(request)
+        return self._head
+
+    def _head_data(self, data: bytes) -> None:
+        buf = self._head_buf + data
         while True:
-            try:
-                event = self.conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise self.broken(exc) from None
-            if event is h11.NEED_DATA:
-                await self.receive(timeout, "header_timeout")
-            elif isinstance(event, h11.Response):
-                return event
-            elif not isinstance(event, h11.InformationalResponse):
-                raise UpstreamError("reset", "upstream closed the connection before answering")
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise UpstreamError("protocol", "invalid HTTP from upstream: head over 64 KiB")
+                self._head_buf = buf
+                return
+            status, headers = _parse_head(buf[:end])
+            buf = buf[end + 4:]
+            if status >= 200:
+                break  # 1xx: informational, the real head follows
+        self._head_buf = b""
+        te = b",".join(v for k, v in headers if k == b"transfer-encoding").lower()
+        length = next((v for k, v in headers if k == b"content-length"), None)
+        if status in (204, 304):
+            self._framing, self._left = "length", 0
+        elif te:
+            if not te.rstrip().endswith(b"chunked"):
+                raise UpstreamError("protocol", "invalid HTTP from upstream: transfer-encoding")
+            self._framing = "chunked"
+        elif length is not None:
+            if not length.isdigit():
+                raise UpstreamError("protocol", "invalid HTTP from upstream: content-length")
+            self._framing, self._left = "length", int(length)
+        else:
+            self._framing = "close"
+        self._timers.pop().cancel()  # the header timeout
+        self._timers.append(self.loop.call_later(self._idle, self._idle_check))
+        self._done = self.loop.create_future()
+        self._head.set_result((status, headers))
+        if buf or (self._framing == "length" and self._left == 0):
+            self._body(buf)
+
+    def _body(self, data: bytes) -> None:
+        if self._framing == "chunked":
+            out = self._dechunk(data)
+        elif self._framing == "length":
+            out = data[:self._left]
+            self._left -= len(out)
+            if self._left == 0:
+                self.ended = True
+        else:
+            out = data
+        if out:
+            self._received += len(out)
+            if self._received > self._cap:
+                raise UpstreamError("too_large", f"response over {self._cap} bytes")
+            if self._sink is not None:
+                self._sink(out)
+            else:
+                self._pieces.append(out)
+        if self.ended:
+            self._finish(None)
+        elif out and self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _dechunk(self, data: bytes) -> bytes:
+        """Chunk data in ``data`` (plus what was left over); sets ``ended`` at the last chunk."""
+        buf = self._buf + data if self._buf else data
+        pos, n = 0, len(buf)
+        out: list[bytes] = []
+        while pos < n:
+            if self._left:
+                take = buf[pos:pos + self._left]
+                out.append(take)
+                pos += len(take)
+                self._left -= len(take)
+                self._crlf = not self._left
+                continue
+            if self._crlf:
+                if n - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise UpstreamError("protocol", "invalid HTTP from upstream: chunk end")
+                pos += 2
+                self._crlf = False
+                continue
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if n - pos > 1024:
+                    raise UpstreamError("protocol", "invalid HTTP from upstream: chunk size line")
+                break
+            size = buf[pos:eol].split(b";", 1)[0].strip(b" \t")
+            if _HEX.fullmatch(size) is None:
+                raise UpstreamError("protocol", "invalid HTTP from upstream: chunk size")
+            self._left = int(size, 16)
+            if self._left == 0:  # last chunk; trailers (if any) end with an empty line
+                rest = buf[eol + 2:]
+                if rest.startswith(b"\r\n") or b"\r\n\r\n" in rest:
+                    self.ended = True
+                    pos = n
+                    break
+                if len(rest) > MAX_HEAD:
+                    raise UpstreamError("protocol", "invalid HTTP from upstream: trailers")
+                break  # wait for the end of the trailers (re-parsed from the size line)
+            pos = eol + 2
+        self._buf = buf[pos:] if pos < n else b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    # -- ends -----------------------------------------------------------------------
+    def _closed(self, exc: Exception | None = None) -> None:
+        if self.error is not None or self.ended:
+            return
+        if self._head is None:
+            return  # an idle spare went away: nothing was waiting for it
+        if self._framing == "close":
+            self.ended = True
+            self._finish(None)
+        elif self._done is None:
+            self.fail(UpstreamError("reset", "upstream closed the connection before answering"))
+        else:
+            detail = f": {exc}" if exc else ""
+            self.fail(UpstreamError("reset", f"upstream closed the connection mid-response{detail}"))
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is not None or self.ended:
+            return
+        self.error = exc
+        self.abort()
+        for fut in (self._head, self._done, self._wake):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: whoever awaits it re-raises; nobody else logs it
+
+    def _finish(self, _: object) -> None:
+        for t in self._timers:
+            t.cancel()
+        for fut in (self._done, self._wake):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
     def abort(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.transport.abort()
+        for t in self._timers:
+            t.cancel()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    # -- timers ---------------------------------------------------------------------
+    def _header_timeout(self, budget: float) -> None:
+        self.fail(UpstreamError("header_timeout", f"no data from upstream within {budget:g}s"))
+
+    def _total_timeout(self) -> None:
+        self.fail(UpstreamError("total_timeout", "response exceeded timeouts.total"))
+
+    def _idle_check(self) -> None:
+        # Re-armed lazily from the last read instead of rescheduled on every read.
+        now = self.loop.time()
+        due = now + self._idle if self._paused else self._last + self._idle
+        if now >= due - 0.001:
+            self.fail(UpstreamError("idle_timeout", f"no data from upstream within {self._idle:g}s"))
+        else:
+            self._timers[-1] = self.loop.call_at(due, self._idle_check)
+
+    # -- consumers ------------------------------------------------------------------
+    async def pieces(self) -> list[bytes]:
+        """Body pieces received since the last call; [] once the body has ended."""
+        while not self._pieces and not self.ended:
+            if self.error is not None:
+                raise self.error
+            self._wake = self.loop.create_future()
+            await self._wake
+        out, self._pieces = self._pieces, []
+        return out
+
+    async def drive(self, sink: Sink) -> None:
+        """Hand every body piece to ``sink`` (from ``data_received``) until the body ends."""
+        for piece in self._pieces:
+            sink(piece)
+        self._pieces = []
+        self._sink = sink
+        if self.error is not None:
+            raise self.error
+        if not self.ended:
+            await self._done
+        if self.error is not None:
+            raise self.error
+
+    def pause(self) -> None:
+        self._paused = True
+        self.transport.pause_reading()
+
+    def resume(self) -> None:
+        # A paused upstream is not idle: its gap starts again now.
+        self._paused, self._last = False, self.loop.time()
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
 
 class Exchange:
     """An upstream response: status and headers read, body still on the wire."""
 
-    def __init__(self, wire: _Wire, response: h11.Response, timeouts: Timeouts, cap: int) -> None:
-        self.status = response.status_code
-        self.headers: list[tuple[bytes, bytes]] = list(response.headers)
-        self._wire, self._timeouts, self._cap = wire, timeouts, cap
+    def __init__(self, conn: _Conn, status: int, headers: list[tuple[bytes, bytes]],
+                 on_close: Callable[[], None] = lambda: None) -> None:
+        self.status, self.headers, self._conn = status, headers, conn
+        self._on_close = on_close
 
     def header(self, name: bytes) -> bytes:
         return next((v for k, v in self.headers if k == name), b"")
 
     async def body(self) -> AsyncIterator[bytes]:
         """Body pieces as they arrive (chunked framing removed)."""
-        received = 0
-        conn = self._wire.conn
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise self._wire.broken(exc) from None
-            if event is h11.NEED_DATA:
-                await self._wire.receive(self._timeouts.idle, "idle_timeout")
-                continue
-            if isinstance(event, h11.Data):
-                received += len(event.data)
-                if received > self._cap:
-                    raise UpstreamError("too_large", f"response over {self._cap} bytes")
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return
-            else:  # ConnectionClosed: the body ended without its end marker
-                raise UpstreamError("reset", "upstream closed the connection mid-response")
+        while pieces := await self._conn.pieces():
+            for piece in pieces:
+                yield piece
 
     async def read_all(self) -> bytes:
         return b"".join([piece async for piece in self.body()])
 
+    async def drive(self, sink: Sink) -> None:
+        """Push every body piece to ``sink`` as it arrives; an exception it raises ends the
+        exchange and is re-raised here. Raises UpstreamError when the upstream fails."""
+        await self._conn.drive(sink)
+
+    def pause(self) -> None:
+        """Stop reading from the upstream (the client is slower); ``resume`` to go on."""
+        self._conn.pause()
+
+    def fail(self, exc: BaseException) -> None:
+        """End the exchange; ``drive`` raises ``exc``."""
+        self._conn.fail(exc)
+
+    def resume(self) -> None:
+        self._conn.resume()
+
     def close(self) -> None:
-        self._wire.abort()
+        self._conn.abort()
+        self._on_close()
 
 
 class UpstreamClient:
@@ -143,39 +394,84 @@ class UpstreamClient:
         self.netloc = parts.netloc.encode()
         self.api_key = api_key
         self.timeouts, self.limits = timeouts, limits
+        self._spare: _Conn | None = None
+        self._refill: asyncio.Task | None = None
+        self._closed = False
 
     def target(self, path: str) -> str:
         """Upstream request target for a gateway path (``/v1/...``, ``/models/loaded``)."""
         return self.base_path + path
 
-    async def send(self, method: str, target: str, headers: list[tuple[bytes, bytes]],
-                   body: bytes = b"") -> Exchange:
-        """Connect, send, and wait for the response head."""
+    async def _connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
         t = self.timeouts
-        deadline = time.monotonic() + t.total
         try:
             async with asyncio.timeout(t.connect):
-                reader, writer = await asyncio.open_connection(self.host, self.port, limit=_READ)
+                _, conn = await loop.create_connection(lambda: _Conn(loop), self.host, self.port)
         except TimeoutError:
             raise UpstreamError("connect_timeout", f"no connection to upstream in {t.connect:g}s") from None
         except OSError as exc:
             raise UpstreamError("connect", f"cannot connect to upstream: {exc.strerror or exc}") from None
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
-        head = [(b"host", self.netloc), (b"connection", b"close")]
-        if body or method == "POST":
-            head.append((b"content-length", str(len(body)).encode()))
-        if self.api_key:
-            head.append((b"authorization", b"Bearer " + self.api_key.encode()))
-        request = conn.send(h11.Request(method=method, target=target, headers=head + headers))
-        request += conn.send(h11.Data(data=body)) if body else b""
-        request += conn.send(h11.EndOfMessage())
-        wire = _Wire(reader, writer, conn, deadline)
+        return conn
+
+    def _take_spare(self) -> _Conn | None:
+        conn, self._spare = self._spare, None
+        if conn is None:
+            return None
+        if conn.lost or conn.error is not None or conn.transport.is_closing() \
+                or time.monotonic() - conn.opened > SPARE_MAX_AGE:
+            conn.abort()
+            return None
+        return conn
+
+    def _replenish(self) -> None:
+        """Open the next spare in the background (one at a time; failures are silent)."""
+        if self._closed or self._spare is not None or self._refill is not None:
+            return
+        self._refill = asyncio.get_running_loop().create_task(self._open_spare())
+
+    async def _open_spare(self) -> None:
         try:
-            writer.write(request)
-            response = await wire.head(t.first_byte)
+            conn = await self._connect()
+        except (UpstreamError, asyncio.CancelledError):
+            return
+        finally:
+            self._refill = None
+        if self._closed or self._spare is not None:
+            conn.abort()
+        else:
+            self._spare = conn
+
+    async def send(self, method: str, target: str, headers: list[tuple[bytes, bytes]],
+                   body: bytes = b"") -> Exchange:
+        """Send on the spare connection (or a new one) and wait for the response head."""
+        t = self.timeouts
+        deadline = time.monotonic() + t.total
+        conn = self._take_spare() or await self._connect()
+        head = [b"%s %s HTTP/1.1" % (method.encode(), target.encode()),
+                b"host: " + self.netloc, b"connection: close"]
+        if body or method == "POST":
+            head.append(b"content-length: %d" % len(body))
+        if self.api_key:
+            head.append(b"authorization: Bearer " + self.api_key.encode())
+        head += [k + b": " + v for k, v in headers]
+        try:
+            status, response_headers = await conn.start(
+                b"\r\n".join(head) + b"\r\n\r\n" + body, t.first_byte, t.idle, deadline,
+                self.limits.max_response_bytes)
         except BaseException:
-            wire.abort()
+            conn.abort()
+            self._replenish()
             raise
-        return Exchange(wire, response, t, self.limits.max_response_bytes)
+        # The next spare is opened when this exchange closes, not now: connecting
+        # here would compete with relaying this response's first token.
+        return Exchange(conn, status, response_headers, self._replenish)
+
+    def close(self) -> None:
+        """Drop the spare connection (shutdown)."""
+        self._closed = True
+        if self._refill is not None:
+            self._refill.cancel()
+        if self._spare is not None:
+            self._spare.abort()
+            self._spare = None
