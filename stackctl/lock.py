@@ -36,8 +36,12 @@ from stackctl.config.stack import private_dir
 from stackctl.errors import StackError
 
 LOCK_NAME = "stack.lock"
-# Linux derives start times from the boot time, which two readers may see a second apart.
-START_TIME_SLACK_S = 1.0
+# Start times are exact to 10 ms (Linux clock ticks; macOS and Windows are finer).
+START_TIME_SLACK_S = 0.02
+# Linux (and the BSDs) derive a start time from the boot time, which moves when the wall clock
+# is stepped or slewed: there the identity is the start time since boot, as psutil's own
+# pid-reuse guard does; macOS and Windows record a fixed wall-clock start.
+_BOOT_RELATIVE = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
 _WIN_LOCK_OFFSET = 1 << 20  # msvcrt locks a byte range readers would trip over: lock one far past the record
 
 
@@ -55,16 +59,25 @@ def start_time(pid: int) -> float | None:
         return None
 
 
-def same_process(pid: int, created: float | None) -> psutil.Process | None:
-    """The live process ``pid`` if it is the one that started at ``created``; None when it
-    is gone, a zombie, or the pid now belongs to a process started at another time."""
+def boot_time() -> float:
+    """The boot time psutil adds to start times (record it beside one: see same_process)."""
+    return psutil.boot_time()
+
+
+def same_process(pid: int, created: float | None, boot: float | None = None) -> psutil.Process | None:
+    """The live process ``pid`` if it is the one that started at ``created`` (read when the
+    boot time was ``boot``); None when it is gone, a zombie, or the pid now belongs to a
+    process started at another time."""
     if created is None or pid <= 0:
         return None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if abs(proc.create_time() - created) > START_TIME_SLACK_S:
+        now = proc.create_time()
+        if boot is not None and _BOOT_RELATIVE:
+            now, created = now - psutil.boot_time(), created - boot
+        if abs(now - created) > START_TIME_SLACK_S:
             return None
         return proc
     except (psutil.NoSuchProcess, ValueError):
@@ -107,6 +120,7 @@ class Holder:
     created: float  # the holder process's start time (identity with pid)
     command: str  # e.g. "invoke up"
     since: float  # when it took the lock (epoch seconds)
+    boot: float | None = None  # the boot time its start time was read against
 
     def describe(self) -> str:
         return f"`{self.command}` (pid {self.pid}, started {clock(self.since)})"
@@ -116,7 +130,8 @@ class Holder:
         try:
             data = json.loads(text)
             return cls(pid=int(data["pid"]), created=float(data["created"]),
-                       command=str(data["command"]), since=float(data["since"]))
+                       command=str(data["command"]), since=float(data["since"]),
+                       boot=float(data["boot"]) if data.get("boot") is not None else None)
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -140,7 +155,7 @@ def refusal(path: Path, holder: Holder | None) -> str:
     if holder is None:
         return (f"another stack command holds the stack lock {path} right now — wait for it to finish, "
                 "then retry (`invoke status` shows the stack meanwhile)")
-    if same_process(holder.pid, holder.created) is None:
+    if same_process(holder.pid, holder.created, holder.boot) is None:
         return (f"the stack lock {path} is held by a process that outlived {holder.describe()} — "
                 f"find it with `lsof {path}` and stop it, then retry")
     return (f"{holder.describe()} holds the stack lock — wait for it to finish, or stop it "
@@ -168,7 +183,7 @@ def stack_lock(state_dir: Path, command: str, *, on_note: Callable[[str], None] 
     try:
         previous = Holder.parse(fh.read())
         me = Holder(pid=os.getpid(), created=start_time(os.getpid()) or 0.0, command=command,
-                    since=datetime.now().timestamp())
+                    since=datetime.now().timestamp(), boot=boot_time())
         _write(fh, json.dumps(asdict(me)))
         lock = Lock(path=path, holder=me, took_over=previous)
         if previous is not None:

@@ -112,7 +112,7 @@ def serve(
         try:
             _wait_http_ready(state, http)
         except StackError:
-            _terminate_pid(state.pid, state.create_time, STOP_TIMEOUT_S)
+            _terminate_pid(state.pid, state.create_time, state.boot_time, STOP_TIMEOUT_S)
             state_mod.remove(paths, expected_pid=state.pid)
             raise
     return state
@@ -194,18 +194,18 @@ def _pump(fd: int, events: queue.Queue) -> None:
 
 
 def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) -> ServerState:
-    server_pid, server_created = 0, None
+    server_pid, server_created, server_boot = 0, None, None
     last = "starting"
     while True:
         try:
             event = events.get(timeout=timeout)
         except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
             if server_pid:
-                _terminate_pid(server_pid, server_created, STOP_TIMEOUT_S)
+                _terminate_pid(server_pid, server_created, server_boot, STOP_TIMEOUT_S)
             raise
         except queue.Empty:
             if server_pid:
-                _terminate_pid(server_pid, server_created, STOP_TIMEOUT_S)
+                _terminate_pid(server_pid, server_created, server_boot, STOP_TIMEOUT_S)
             raise StackError(
                 f"the Foundry Local server made no progress for {timeout:.0f} s (last: {last}) — see {paths.log_file}"
             ) from None
@@ -213,7 +213,7 @@ def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) 
             raise StackError(f"the Foundry Local server exited during start-up ({last}) — {_log_tail(paths)}see {paths.log_file}")
         if not server_pid and event.state.get("pid"):  # our own child: its start time is its identity
             server_pid = int(event.state["pid"])
-            server_created = event.state.get("create_time") or state_mod.start_time(server_pid)
+            server_created, server_boot = event.state.get("create_time"), event.state.get("boot_time")
         if event.kind == STAGE:
             last = event.message
         on_event(event)
@@ -302,9 +302,9 @@ def status(state_dir: Path, *, http: httpx.Client | None = None) -> ServerStatus
     return ServerStatus(running=True, state=live, answering=found.found, loaded_models=found.chat_models, problem=problem)
 
 
-def _terminate_pid(pid: int, created: float | None, timeout: float) -> bool:
+def _terminate_pid(pid: int, created: float | None, boot: float | None, timeout: float) -> bool:
     """``_terminate`` the process ``pid`` only if it is still the one started at ``created``."""
-    proc = same_process(pid, created)
+    proc = same_process(pid, created, boot)
     return _terminate(proc, timeout) if proc is not None else False
 
 

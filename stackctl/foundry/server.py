@@ -34,6 +34,7 @@ from stackctl.foundry.events import ERROR, PROGRESS, READY, STAGE, Event
 from stackctl.foundry.model_spec import ModelSpec
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.urls import bind_urls, openai_base
+from stackctl.lock import boot_time, start_time
 
 log = logging.getLogger("stackctl.foundry.server")
 STOP_DEADLINE_S = 8.0
@@ -119,7 +120,8 @@ class _Server:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survive the launching terminal
         self.reporter.send(Event(STAGE, "starting the Foundry Local runtime",
-                                 state={"pid": os.getpid(), "create_time": state_mod.start_time(os.getpid())}))
+                                 state={"pid": os.getpid(), "create_time": start_time(os.getpid()),
+                                        "boot_time": boot_time()}))
         threading.Thread(target=self._start, name="startup", daemon=True).start()
         while not (self.stop_requested or self.failure or self.remote_shutdown):
             self.wake.wait(timeout=WATCHDOG_EVERY_S if self.state else None)
@@ -203,7 +205,8 @@ class _Server:
             chat_base_url=bases[-1], openai_base_urls=bases,
             log_path=str(self.paths.log_file), started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             state_dir=str(self.paths.state_dir), model_path=self.spec.path,
-            create_time=state_mod.start_time(os.getpid()),  # with the pid, this process's identity
+            create_time=start_time(os.getpid()),  # with the pid, this process's identity
+            boot_time=boot_time(),
         )
         state_mod.write(self.paths, st)
         return st

@@ -54,6 +54,7 @@ class ServerState:
     state_dir: str  # the stack state dir (STACK_STATE_DIR) this server belongs to
     model_path: str = ""
     create_time: float | None = None  # the server process's start time (psutil); None: unverifiable
+    boot_time: float | None = None  # the boot time create_time was read against (lock.same_process)
     version: int = field(default=STATE_VERSION)
 
     @property
@@ -147,7 +148,7 @@ def server_process(state: ServerState) -> tuple[psutil.Process | None, str]:
     """The live server process ``state`` names, or (None, why the state is stale)."""
     if state.create_time is None:
         return None, f"pid {state.pid} cannot be verified (the state file has no start time)"
-    proc = same_process(state.pid, state.create_time)
+    proc = same_process(state.pid, state.create_time, state.boot_time)
     if proc is None:
         now = start_time(state.pid)
         if now is None:

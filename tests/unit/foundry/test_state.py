@@ -135,3 +135,18 @@ def test_a_state_without_a_start_time_cannot_be_verified_so_is_stale(tmp_path, m
     state.write(paths, st)
     found = state.check(paths)
     assert found.stale == st and found.why == f"pid {lookalike.pid} cannot be verified (the state file has no start time)"
+
+
+def test_a_wall_clock_step_since_the_server_started_does_not_make_it_a_stranger(tmp_path, make_state, lookalike):
+    """Linux computes start times from the boot time, which moves with the wall clock: the
+    server records the boot time it read, and identity is the start time since boot."""
+    paths = FoundryPaths(tmp_path)
+    proc = psutil.Process(lookalike.pid)
+    stepped = 90.0  # the clock was 90 s behind when the server recorded itself
+    st = replace(make_state(tmp_path, pid=lookalike.pid),
+                 create_time=proc.create_time() - stepped, boot_time=psutil.boot_time() - stepped)
+    state.write(paths, st)
+    assert state.check(paths).live == st
+    # …while the same shift without the boot time to explain it is another process
+    state.write(paths, replace(st, boot_time=None))
+    assert state.check(paths).stale is not None
