@@ -7,42 +7,73 @@ import sys
 from invoke import Collection, Exit, task
 
 from stackctl.cli import R, edge
-from stackctl.console import cmd
 from stackctl.config.settings import TASK_DEFAULTS
+from stackctl.console import cmd
 from stackctl.errors import StackError
 from stackctl.lock import locked
 
 
 @task(help={"include-metrics": "Also back up Prometheus' (and Grafana's) volumes.",
             "out": "Folder for the archive (default: backups/ in the project).",
-            "timeout": f"Seconds to wait for services to be healthy again (default {TASK_DEFAULTS['health_timeout']})."})
+            "timeout": f"Seconds to wait for services to be healthy again (default {TASK_DEFAULTS['health_timeout']}).",
+            "no-secrets": "Leave the .env credentials (admin password, session key) out of the archive; "
+                          "a restore on another clone then needs the old .env values."})
 @edge
 @locked("backup")
-def backup(c, include_metrics=False, out=None, timeout=None):
+def backup(c, include_metrics=False, out=None, timeout=None, no_secrets=False):
     """Back up Open WebUI's data (chats, users, settings) into a timestamped .tar.gz (mode 0600)."""
     from pathlib import Path
 
     from stackctl.day2.backup import backup as do_backup
 
-    res = do_backup(include_metrics=include_metrics, out_dir=Path(out) if out else None,
+    res = do_backup(include_metrics=include_metrics, secrets=not no_secrets, out_dir=Path(out) if out else None,
                     timeout=float(timeout or c.config.stack.health_timeout), reporter=R)
     m = res.manifest
     R.ok(f"backup written: {res.path} ({len(m.files)} files, {m.total_bytes:,} bytes, "
          f"Open WebUI {m.openwebui_version}, volumes: {', '.join(m.volumes)}) in {res.seconds:.0f}s")
+    R.info("  It holds the .env credentials (keep it private)." if m.secrets else
+           "  Without credentials (--no-secrets): restoring it elsewhere needs this .env's values.")
     R.info(f"  Restore it with `{cmd(f'restore {res.path}')}`.")
 
 
-@task(help={"yes": "Do not ask before replacing the current data."})
+@task(help={"yes": "Do not ask before replacing the current data.",
+            "max-size": "Refuse archives that expand past this size (e.g. 20G; default: 4× the live data, "
+                        "at least 8G).",
+            "max-files": "Refuse archives with more entries than this (default 100000)."})
 @edge
 @locked("restore")
-def restore(c, file, yes=False):
-    """Restore a backup (verified first; the current data is kept if anything fails)."""
+def restore(c, file, yes=False, max_size=None, max_files=None):
+    """Restore a backup (verified first; the current data is kept if anything fails).
+
+    The backup's .env credentials (if it carries them) are written into .env, so the
+    restored admin password works on a fresh clone too."""
     from pathlib import Path
 
+    from stackctl.day2.archive import LIMITS_OVERRIDE, parse_size
+    from stackctl.day2.backup import absent_volumes, credentials_restored
     from stackctl.day2.restore import restore as do_restore
+    from stackctl.docker import engine
+    from stackctl.errors import UsageError
     from stackctl.lifecycle.up import up as do_up
 
+    over = {}
+    try:
+        if max_size is not None:
+            over["max_bytes"] = parse_size(str(max_size))
+        if max_files is not None:
+            over["max_files"] = int(str(max_files))
+        if min(over.values(), default=1) < 1:
+            raise ValueError("a limit must be positive")
+    except ValueError as exc:
+        raise UsageError(f"--max-size/--max-files: {exc} — e.g. `--max-size 20G --max-files 200000`") from None
+    chosen = []
+
+    def bring_up(stack):
+        with credentials_restored(stack, chosen[0], absent_volumes(stack, engine.client()), R):
+            do_up(reporter=R)
+
     def confirm(m) -> bool:
+        chosen.append(m)
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -50,7 +81,11 @@ def restore(c, file, yes=False):
         return input(f"Replace the current data with the backup of {m.created_at} "
                      f"({', '.join(m.volumes)})? Type 'restore' to confirm: ") == "restore"
 
-    res = do_restore(Path(file), confirm=confirm, bring_up=lambda stack: do_up(reporter=R), reporter=R)
+    token = LIMITS_OVERRIDE.set(over)
+    try:
+        res = do_restore(Path(file), confirm=confirm, bring_up=bring_up, reporter=R)
+    finally:
+        LIMITS_OVERRIDE.reset(token)
     R.ok(f"restored {res.path.name} (taken {res.manifest.created_at}; webui.db integrity ok, "
          f"{res.staged.chats} chats) in {res.seconds:.0f}s")
 

@@ -40,7 +40,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from stackctl.config.settings import OPENWEBUI, VOLUMES
@@ -334,8 +334,20 @@ def human(n: int) -> str:
     return f"{n} bytes"
 
 
-# Set by the command line (`restore --max-size/--max-files`) around one restore.
-LIMITS_OVERRIDE: ContextVar[Limits | None] = ContextVar("LIMITS_OVERRIDE", default=None)
+# Set by the command line (`restore --max-size/--max-files`) around one restore:
+# {"max_bytes": n, "max_files": n}, either or both.
+LIMITS_OVERRIDE: ContextVar[dict[str, int]] = ContextVar("LIMITS_OVERRIDE", default={})  # noqa: B039 - never mutated
+
+
+def restore_limits(live_bytes: int | None = None) -> Limits:
+    """The limits a restore applies: from the live data (or the floor), then the overrides."""
+    base = size_limit(live_bytes) if live_bytes is not None else Limits()
+    over = LIMITS_OVERRIDE.get()
+    if "max_bytes" in over:
+        base = replace(base, max_bytes=over["max_bytes"], why="set by --max-size")
+    if "max_files" in over:
+        base = replace(base, max_files=over["max_files"])
+    return base
 
 
 class _OverBudget(Exception):
@@ -425,7 +437,7 @@ class _PositionalReader(io.RawIOBase):
 def open_verified(path: Path, limits: Limits | None = None) -> VerifiedArchive:
     """Open ``path`` once, check it whole against its manifest within ``limits``; the
     returned VerifiedArchive streams from that same open file. ArchiveError if unusable."""
-    limits = limits or LIMITS_OVERRIDE.get() or Limits()
+    limits = limits or restore_limits()
     try:
         fh = open(path, "rb")  # noqa: SIM115 - owned by the VerifiedArchive (or closed below)
     except FileNotFoundError:  # bad input (exit 2), not a bad archive
@@ -467,7 +479,7 @@ def _check(path: Path, fh, limits: Limits) -> Manifest:
                     if problem:
                         raise ArchiveError(path, problem)
                     count += 1
-                    expanded += info.size
+                    expanded += info.size if info.name != MANIFEST else 0  # the manifest has its own cap
                     _within(path, limits, count, expanded, info)
                     if info.isdir():
                         continue
@@ -488,7 +500,7 @@ def _check(path: Path, fh, limits: Limits) -> Manifest:
     except _OverBudget:
         raise ArchiveError(path, f"expands past {human(limits.max_stream)} of tar data (the size limit "
                                  f"{human(limits.max_bytes)} is {limits.why}) — if you trust it, raise it with "
-                                 "`invoke restore FILE --max-size SIZE`") from None
+                                 f"`{cmd('restore FILE --max-size SIZE')}`") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise ArchiveError(path, f"not a readable .tar.gz (truncated or corrupt: {_short(exc)})") from None
     if manifest_bytes is None:
@@ -508,15 +520,15 @@ def _within(path: Path, limits: Limits, count: int, expanded: int, info: tarfile
     """ArchiveError when this header breaks a limit (its data is not read yet)."""
     if count > limits.max_files:
         raise ArchiveError(path, f"has more than {limits.max_files:,} entries (the entry limit) — if you "
-                                 "trust it, raise it with `invoke restore FILE --max-files N`")
+                                 f"trust it, raise it with `{cmd('restore FILE --max-files N')}`")
     if info.name == MANIFEST and info.size > limits.max_manifest:
         raise ArchiveError(path, f"manifest.json is {human(info.size)}, over the manifest limit of "
                                  f"{human(limits.max_manifest)} ({MANIFEST_PER_FILE} bytes per allowed entry) "
-                                 "— if you trust it, raise it with `invoke restore FILE --max-files N`")
+                                 f"— if you trust it, raise it with `{cmd('restore FILE --max-files N')}`")
     if expanded > limits.max_bytes:
         raise ArchiveError(path, f"expands to more than {human(limits.max_bytes)} (at {info.name!r}: "
                                  f"{human(info.size)}); the size limit is {limits.why} — if you trust it, "
-                                 "raise it with `invoke restore FILE --max-size SIZE`")
+                                 f"raise it with `{cmd('restore FILE --max-size SIZE')}`")
 
 
 class _LastRead(io.RawIOBase):

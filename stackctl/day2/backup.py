@@ -13,7 +13,11 @@ not running are not started.
 The volumes are read through a created-but-never-started container of the
 Open WebUI image (``get_archive``: ownership and modes are kept) and streamed
 into the archive, hashing every file on the way (see day2_archive for layout and
-atomicity). Archives are mode 0600: they hold the users table.
+atomicity). Archives are mode 0600: they hold the users table — and, unless
+``--no-secrets``, the .env credentials that sign in to that data (admin email and
+password, session key, Grafana's admin): without them a restore on a fresh clone
+has a users table whose admin password nothing knows. ``restore`` writes them
+back into .env (0600, other keys untouched) for the volumes it restores.
 """
 
 from __future__ import annotations
@@ -26,15 +30,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackctl import __version__
-from stackctl.config.settings import IMAGE_KEYS, OPENWEBUI, VOLUME_SERVICE, VOLUMES
+from stackctl.config import envfile
+from stackctl.config.settings import (
+    BY_KEY,
+    GRAFANA,
+    IMAGE_KEYS,
+    OPENWEBUI,
+    SECRET_KEYS,
+    VOLUME_SERVICE,
+    VOLUMES,
+)
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter, cmd
-from stackctl.day2.archive import ArchiveWriter, Manifest, archive_name
+from stackctl.day2.archive import ArchiveWriter, Limits, Manifest, archive_name, restore_limits
 from stackctl.day2.version import PROBE, ImageVersion, parse_probe
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health
 from stackctl.docker import volumes as dd
-from stackctl.errors import StackError
+from stackctl.errors import StackError, UsageError
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ def probe_image(client, image: str, project: str) -> ImageVersion:
     return iv
 
 
-def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
+def backup(*, include_metrics: bool = False, secrets: bool = True, out_dir: Path | None = None,
            timeout: float = 300.0, reporter: Reporter | None = None, stack: Stack | None = None,
            client=None, compose=None, now: Callable[[], datetime] = lambda: datetime.now(UTC),
            ) -> BackupResult:
@@ -90,7 +103,12 @@ def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
         stack.project, when.strftime("%Y%m%dT%H%M%SZ"))
     running = tuple(VOLUME_SERVICE[v] for v in volumes
                     if states.get(VOLUME_SERVICE[v]) and states[VOLUME_SERVICE[v]].state == "running")
-    with cold(stack, client, compose, running, r, timeout), ArchiveWriter(out) as w:
+    written: list[Path] = []
+
+    def outcome() -> str:
+        return f"; the backup itself is complete: {written[0]}" if written else "; no backup was written"
+
+    with cold(stack, client, compose, running, r, timeout, outcome), ArchiveWriter(out) as w:
         for v in volumes:
             r.step(f"copying volume {v}")
             with dd.export_volume(client, writer, stack.project, dd.volume_name(stack.project, v)) as tar:
@@ -101,8 +119,10 @@ def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
             images={k: stack.env[k] for k in IMAGE_KEYS if stack.env.get(k)},
             openwebui_version=iv.version or "", openwebui_image=writer, volumes=tuple(volumes), files=dict(w.files),
             skipped=tuple(w.skipped), excluded=tuple(w.excluded),
+            secrets=credentials(stack.env) if secrets else {},
         )
         path = w.commit(manifest)
+        written.append(path)
     for s in manifest.skipped:
         r.warn(f"not backed up (not a regular file or directory): {s}")
     return BackupResult(path, manifest, running, time.monotonic() - t0)
@@ -110,8 +130,11 @@ def backup(*, include_metrics: bool = False, out_dir: Path | None = None,
 
 @contextmanager
 def cold(stack: Stack, client, compose, services: tuple[str, ...], r: Reporter,
-         timeout: float) -> Iterator[None]:
-    """Stop ``services`` for the block, then start them again and wait until healthy."""
+         timeout: float, outcome: Callable[[], str] = lambda: "") -> Iterator[None]:
+    """Stop ``services`` for the block, then start them again and wait until healthy.
+
+    ``outcome()`` is added to the "did not come back" error (whether the copy is usable).
+    """
     if not services:
         yield
         return
@@ -127,5 +150,85 @@ def cold(stack: Stack, client, compose, services: tuple[str, ...], r: Reporter,
                 health.wait_healthy(services, lambda: engine.services(client, stack.project),
                                     timeout=timeout)
         except StackError as err:
-            raise StackError(f"{', '.join(services)} did not come back after the copy ({err}) — "
+            raise StackError(f"{', '.join(services)} did not come back after the copy ({err}){outcome()} — "
                              f"run `{cmd('up')}`, then `{cmd('status')}`") from None
+
+
+# -- credentials: what a restore needs to sign in to the data it brings back ------------
+
+# The secrets, plus the names they belong to (a changed admin email is in the users table too).
+CREDENTIAL_KEYS: tuple[str, ...] = tuple(sorted(SECRET_KEYS | {"WEBUI_ADMIN_EMAIL", "GRAFANA_ADMIN_USER"}))
+# Whose data a credential opens: written back only when that volume is restored (or absent).
+_SECTION_VOLUME = {BY_KEY["WEBUI_ADMIN_PASSWORD"].section: OPENWEBUI.volume,
+                   BY_KEY["GRAFANA_ADMIN_PASSWORD"].section: GRAFANA.volume}
+
+
+def credentials(env: dict[str, str]) -> dict[str, str]:
+    """The .env credentials a backup carries. Pure."""
+    return {k: env[k] for k in CREDENTIAL_KEYS if env.get(k)}
+
+
+def credentials_to_write(manifest: Manifest, env: dict[str, str], absent: set[str]) -> dict[str, str]:
+    """The archive's credentials that differ from ``env`` and open a volume the restore
+    replaces, or one that does not exist yet (``absent``: a fresh clone's Grafana). Pure."""
+    out = {}
+    for key, value in manifest.secrets.items():
+        setting = BY_KEY.get(key)
+        volume = _SECTION_VOLUME.get(setting.section) if setting else None
+        if volume and (volume in manifest.volumes or volume in absent) and env.get(key) != value:
+            out[key] = value
+    return out
+
+
+def write_credentials(env_file: Path, values: dict[str, str]) -> None:
+    """Set ``values`` in .env (0600, atomic): existing lines rewritten in place, other keys
+    and comments kept; UsageError (nothing written) if a value is not a valid .env value."""
+    lines = envfile.parse(env_file.read_text() if env_file.exists() else "", str(env_file))
+    rest = dict(values)
+    out = [envfile.EnvLine(f"{ln.key}={rest.pop(ln.key)}", ln.key, values[ln.key]) if ln.key in rest else ln
+           for ln in lines]
+    out += [envfile.EnvLine(f"{k}={v}", k, v) for k, v in rest.items()]
+    try:
+        text = envfile.render(out)
+        back = envfile.values(envfile.parse(text, str(env_file)))
+    except UsageError:  # e.g. a '$' compose would interpolate
+        text, back = "", {}
+    wrong = sorted(k for k, v in values.items() if back.get(k) != v)
+    if wrong:
+        raise UsageError(f"the backup's {', '.join(wrong)} cannot be written to {env_file.name} as they are "
+                         "— restore with the current credentials kept: set them by hand afterwards")
+    envfile.write_atomic(env_file, text)
+
+
+@contextmanager
+def credentials_restored(stack: Stack, manifest: Manifest, absent: set[str],
+                         r: Reporter) -> Iterator[tuple[str, ...]]:
+    """Write the archive's credentials into .env for the block; the previous .env is
+    put back if the block fails (the data is rolled back then too)."""
+    values = credentials_to_write(manifest, stack.env, absent)
+    if not values:
+        yield ()
+        return
+    before = stack.env_file.read_text()
+    write_credentials(stack.env_file, values)
+    r.ok(f"credentials from the backup written to {stack.env_file.name}: {', '.join(sorted(values))}")
+    try:
+        yield tuple(sorted(values))
+    except BaseException:
+        envfile.write_atomic(stack.env_file, before)
+        r.warn(f"{stack.env_file.name} put back as it was (its credentials match the previous data)")
+        raise
+
+
+def absent_volumes(stack: Stack, client) -> set[str]:
+    """The stack's volumes that do not exist (yet)."""
+    return {v for v in VOLUMES if not dd.volume_exists(client, dd.volume_name(stack.project, v))}
+
+
+def live_limits(stack: Stack, client=None) -> Limits:
+    """Restore limits derived from the live data a restore would replace (see archive.Limits)."""
+    client = client or engine.client()
+    names = {dd.volume_name(stack.project, v) for v in VOLUMES}
+    live = sum(max(0, (v.get("UsageData") or {}).get("Size") or 0)
+               for v in client.df().get("Volumes") or () if v.get("Name") in names)
+    return restore_limits(live)

@@ -29,8 +29,8 @@ from pathlib import Path
 from stackctl.config.settings import OPENWEBUI, VOLUME_SERVICE
 from stackctl.config.stack import Stack, load_stack
 from stackctl.console import Reporter
-from stackctl.day2.archive import EXCLUDED, Manifest, verify, volume_stream
-from stackctl.day2.backup import probe_image
+from stackctl.day2.archive import EXCLUDED, Manifest, open_verified, volume_stream
+from stackctl.day2.backup import live_limits, probe_image
 from stackctl.day2.version import ImageVersion, is_newer
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
@@ -149,7 +149,8 @@ def restore(path: Path, *, confirm: Callable[[Manifest], bool],
     t0 = time.monotonic()
     stack = stack or load_stack()
     r.step(f"verifying {path.name}")
-    manifest = verify(path)
+    archive = open_verified(path, live_limits(stack, client))  # one open file: verified, then streamed
+    manifest = archive.manifest
     r.ok(f"archive verified: {len(manifest.files)} files, {manifest.total_bytes:,} bytes, "
          f"Open WebUI {manifest.openwebui_version}, taken {manifest.created_at}")
     client = client or engine.client()
@@ -162,7 +163,7 @@ def restore(path: Path, *, confirm: Callable[[Manifest], bool],
     vols = manifest.volumes
     scratch: dict[str, str] = {}
     try:
-        staged = _stage(path, vols, image, stack, client, scratch, r)
+        staged = _stage(archive, vols, image, stack, client, scratch, r)
         _swap(vols, stack, client, compose, scratch, bring_up, r)
     finally:
         for name in scratch.values():

@@ -6,18 +6,28 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import stat
 import tarfile
+import time
 
 import pytest
 
+from stackctl.console import cmd
 from stackctl.day2.archive import (
     FORMAT,
+    LIMITS_OVERRIDE,
     ArchiveError,
     ArchiveWriter,
+    GiB,
+    Limits,
     Manifest,
     member_problem,
+    open_verified,
     parse_manifest,
+    parse_size,
+    restore_limits,
+    size_limit,
     verify,
     volume_stream,
 )
@@ -261,3 +271,184 @@ def test_gzip_of_garbage_tar(tmp_path):
     bad = tmp_path / "g.tar.gz"
     bad.write_bytes(gzip.compress(b"\x01" * 2048))
     assert refused(bad).startswith("not a readable .tar.gz")
+
+
+# -- limits: refused on the header, before anything big is read (issue 13 item 5) --------
+
+def sparse_bomb(path, size=50 * 10**9):
+    """A GNU sparse entry of ``size`` bytes holding no data: ~100 bytes on disk."""
+    info = tarfile.TarInfo("volumes/open-webui-data/webui.db")
+    info.type = tarfile.GNUTYPE_SPARSE
+    buf = bytearray(info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
+    buf[386:398] = tarfile.itn(size, 12, tarfile.GNU_FORMAT)  # one hole-ended map entry: offset …
+    buf[398:410] = tarfile.itn(0, 12, tarfile.GNU_FORMAT)     # … 0 bytes of data
+    buf[483:495] = tarfile.itn(size, 12, tarfile.GNU_FORMAT)  # real size
+    buf[148:156] = b" " * 8
+    buf[148:156] = b"%06o\0 " % sum(buf[:512])
+    path.write_bytes(gzip.compress(bytes(buf) + tarfile.NUL * 1024, mtime=0))
+    return path
+
+
+def test_a_tiny_archive_with_a_50_gb_sparse_member_is_refused_without_reading_it(tmp_path):
+    bomb = sparse_bomb(tmp_path / "bomb.tar.gz")
+    assert bomb.stat().st_size < 200
+    with tarfile.open(bomb) as t:  # what it claims: a 50 GB webui.db
+        assert t.next().size == 50 * 10**9
+    t0 = time.monotonic()
+    assert refused(bomb) == "entry 'volumes/open-webui-data/webui.db' is a sparse file"
+    assert time.monotonic() - t0 < 5  # hashing the 50 GB of zeros it stands for takes minutes
+
+
+def header_only(path, name, size, pad=1 << 20):
+    """A regular entry claiming ``size`` bytes, followed by ``pad`` zeros (it is cut short)."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    path.write_bytes(gzip.compress(info.tobuf(tarfile.PAX_FORMAT) + tarfile.NUL * pad, mtime=0))
+    return path
+
+
+def test_a_member_over_the_default_size_limit_is_refused_on_its_header(tmp_path):
+    big = header_only(tmp_path / "big.tar.gz", "volumes/open-webui-data/webui.db", 50 * 10**9)
+    msg = refused(big)
+    assert msg.startswith("expands to more than 8.0 GiB (at 'volumes/open-webui-data/webui.db': 46.6 GiB); "
+                          "the size limit is the default floor")
+    assert msg.endswith(f"— if you trust it, raise it with `{cmd('restore FILE --max-size SIZE')}`")
+
+
+def test_the_total_size_limit_counts_every_member(good):
+    with pytest.raises(ArchiveError) as e:
+        verify(good, Limits(max_bytes=5100, why="a test limit"))
+    assert "expands to more than 5.0 KiB (at 'volumes/open-webui-data/webui.db-wal': 100 bytes)" in str(e.value)
+    assert "the size limit is a test limit" in str(e.value)
+    assert verify(good, Limits(max_bytes=5121)).total_bytes == 5121  # the exact total passes
+
+
+def test_the_entry_count_is_capped(good):
+    with tarfile.open(good) as t:
+        entries = len(t.getmembers())
+    assert verify(good, Limits(max_files=entries)).files
+    hint = re.escape(cmd("restore FILE --max-files N"))
+    with pytest.raises(ArchiveError, match=rf"has more than {entries - 1} entries \(the entry limit\) — "
+                                           rf"if you trust it, raise it with `{hint}`"):
+        verify(good, Limits(max_files=entries - 1))
+
+
+def test_a_huge_manifest_is_refused_before_it_is_read(good, tmp_path):
+    def edit(info, data):
+        if info.name == "manifest.json":
+            d = json.loads(data)
+            d["padding"] = "x" * (2 << 20)
+            data = json.dumps(d).encode()
+        return [(info, data)]
+    bad = repack(good, tmp_path / "fat.tar.gz", edit)
+    assert verify(bad)  # the default allows it (50 MiB for 100,000 entries) …
+    with pytest.raises(ArchiveError, match=r"manifest.json is 2.0 MiB, over the manifest limit of 1.0 MiB "
+                                           r"\(512 bytes per allowed entry\) — if you trust it, raise it"):
+        verify(bad, Limits(max_files=20))  # … 1 MiB + 20 × 512 bytes does not
+
+
+def test_headers_and_trailers_count_against_a_byte_budget(good, tmp_path):
+    """A pax header is read whole by tarfile before any member check: a budget bounds it."""
+    fat = tmp_path / "pax.tar.gz"
+    info = tarfile.TarInfo("volumes/open-webui-data/x")
+    info.pax_headers = {"comment": "y" * (4 << 20)}
+    fat.write_bytes(gzip.compress(info.tobuf(tarfile.PAX_FORMAT) + tarfile.NUL * 1024, mtime=0))
+    small = Limits(max_bytes=1000, max_files=1, why="a test limit")
+    assert refused_with(fat, small).startswith("expands past 2.0 MiB of tar data (the size limit 1000 bytes")
+    trailer = tmp_path / "trailer.tar.gz"
+    trailer.write_bytes(gzip.compress(gzip.decompress(good.read_bytes()) + tarfile.NUL * (8 << 20), mtime=0))
+    assert verify(trailer).files  # zeros after the end are fine …
+    assert refused_with(trailer, Limits(max_bytes=6000, max_files=20)).startswith("expands past")  # … up to the budget
+
+
+def refused_with(path, limits) -> str:
+    with pytest.raises(ArchiveError) as e:
+        verify(path, limits)
+    return str(e.value)[len(path.name) + 2:]
+
+
+def test_the_default_size_limit_follows_the_live_data():
+    assert size_limit(0).max_bytes == 8 * GiB
+    assert size_limit(1 * GiB).why == "the floor: 4× the 1.0 GiB of live data is less"
+    assert size_limit(10 * GiB).max_bytes == 40 * GiB
+    assert size_limit(10 * GiB).why == "4× the 10.0 GiB of live data the restore replaces"
+    token = LIMITS_OVERRIDE.set({"max_bytes": 100 * GiB, "max_files": 7})
+    try:
+        over = restore_limits(10 * GiB)
+    finally:
+        LIMITS_OVERRIDE.reset(token)
+    assert (over.max_bytes, over.max_files, over.why) == (100 * GiB, 7, "set by --max-size")
+    assert restore_limits(10 * GiB).max_bytes == 40 * GiB  # the override ends with its block
+    assert [parse_size(s) for s in ("20G", "500M", "1.5T", "123", "4gib")] == \
+        [20 * GiB, 500 << 20, int(1.5 * (1 << 40)), 123, 4 * GiB]
+    with pytest.raises(ValueError, match="'lots' is not a size"):
+        parse_size("lots")
+
+
+# -- verify and stream from one open file (issue 13 item 7) ---------------------------------
+
+def restored_files(chunks) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as t:
+        return {m.name: t.extractfile(m).read() for m in t if m.isfile()}
+
+
+def other_archive(tmp_path, files) -> bytes:
+    path = tmp_path / "other" / "p-backup-y.tar.gz"
+    with ArchiveWriter(path) as w:
+        w.add_volume("open-webui-data", volume_tar(files))
+        w.commit(manifest_for(w))
+    return path.read_bytes()
+
+
+def test_an_archive_swapped_after_verification_is_not_what_gets_restored(good, tmp_path):
+    evil = {"webui.db": b"SQLite format 3\0" + b"EVIL" * 100, "uploads/a.txt": b"pwned"}
+    swapped = tmp_path / "swapped.tar.gz"
+    swapped.write_bytes(other_archive(tmp_path, evil))  # a valid archive of other data
+    archive = open_verified(good)
+    swapped.replace(good)  # the path now names the other archive
+    got = restored_files(volume_stream(archive, "open-webui-data"))
+    assert got["open-webui-data/webui.db"] == FILES["webui.db"]  # exactly what was verified
+    assert got["open-webui-data/uploads/a.txt"] == b"hello"
+    archive.close()
+
+
+def test_an_archive_rewritten_in_place_after_verification_is_refused_while_streaming(good, tmp_path):
+    tampered = repack(good, tmp_path / "t.tar.gz",
+                      lambda i, d: [(i, b"HELLO" if i.name.endswith("uploads/a.txt") else d)])
+    with open_verified(good) as archive:
+        with open(good, "r+b") as fh:  # same inode, other bytes
+            fh.write(tampered.read_bytes())
+            fh.truncate()
+        with pytest.raises(ArchiveError, match=r"uploads/a\.txt changed after the archive was verified"):
+            b"".join(volume_stream(archive, "open-webui-data"))
+
+
+# -- credentials in the archive (issue 13 item 11) ------------------------------------------
+
+SECRETS = {"WEBUI_ADMIN_PASSWORD": "pw-" + "s" * 40, "WEBUI_SECRET_KEY": "k" * 43,
+           "WEBUI_ADMIN_EMAIL": "boss@example.org"}
+
+
+def test_credentials_go_round_the_archive_and_never_into_a_repr(tmp_path):
+    path = tmp_path / "p-backup-s.tar.gz"
+    with ArchiveWriter(path) as w:
+        w.add_volume("open-webui-data", volume_tar({"webui.db": b"x"}))
+        w.commit(manifest_for(w, secrets=dict(SECRETS)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    m = verify(path)
+    assert m.secrets == SECRETS
+    assert not any(v in repr(m) for v in SECRETS.values())
+
+
+def test_an_archive_without_credentials_has_no_secrets_key(good):
+    with tarfile.open(good) as t:
+        assert "secrets" not in json.loads(t.extractfile("manifest.json").read())
+    assert verify(good).secrets == {}
+
+
+def test_parse_manifest_rejects_credentials_that_cannot_be_env_lines():
+    base = {"format": FORMAT, "created_at": "t", "stack_version": "0.1.0", "project": "p",
+            "images": {}, "openwebui_version": "0.12.4", "volumes": ["open-webui-data"], "files": {}}
+    for bad in ({"WEBUI_ADMIN_PASSWORD": "a\nEVIL=1"}, {"lower": "x"}, {"K": 5}, ["K"]):
+        with pytest.raises(ValueError, match=r"'secrets' must map \.env keys to one-line values"):
+            parse_manifest(json.dumps({**base, "secrets": bad}))
