@@ -5,8 +5,10 @@ Invariants:
   their default (or a freshly generated secret), comments and order are kept.
 - The file is written atomically with mode 0600; on any validation error
   nothing is written.
-- Parsing accepts what both compose v1 and v2 read the same way: KEY=VALUE,
-  no quotes, no ``export``, no ``$``.
+- The file is read exactly as compose v1.29 and v2 read it, and a line the two
+  read differently (or would interpolate: ``$``) is refused naming line and key;
+  tests/integration/test_envfile_vs_compose.py runs both binaries over a corpus.
+- Every line written (``assignment``) reads back as its value in both.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ipaddress
 import os
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,24 +47,25 @@ class EnvLine:
 
 
 def parse(text: str, source: str = ".env") -> list[EnvLine]:
-    """Parse .env text; raise UsageError naming every malformed line at once."""
+    """Parse .env text as compose reads it; raise UsageError naming every refused line at once.
+
+    Accepted lines mean the same to compose v1.29 and v2 (inline ` #` comments,
+    single and double quotes, ``export``, spaces around ``=``, CRLF, a BOM);
+    a line the two read differently, or one compose would interpolate, is refused.
+    """
     lines: list[EnvLine] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for n, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+    for n, raw in enumerate(_physical_lines(text), start=1):
+        try:
+            parsed = _parse_line(raw)
+        except _Refused as r:
+            problems.append(f"line {n}: {r}")
+            continue
+        if parsed is None:
             lines.append(EnvLine(raw))
             continue
-        key, sep, value = stripped.partition("=")
-        key = key.strip()
-        if not sep or not _KEY_RE.match(key):
-            problems.append(f"line {n}: expected KEY=VALUE, got {_clip(stripped)!r}")
-            continue
-        value = value.strip()
-        if value[:1] in ("'", '"') or "$" in value:
-            problems.append(f"line {n}: {key} has quotes or '$'; write the bare value")
-            continue
+        key, value = parsed
         if key in seen:
             problems.append(f"line {n}: {key} is set twice; keep one")
             continue
@@ -70,6 +74,144 @@ def parse(text: str, source: str = ".env") -> list[EnvLine]:
     if problems:
         raise UsageError(f"{source}: " + "; ".join(problems) + " — fix or delete those lines and retry")
     return lines
+
+
+def read(path: Path) -> list[EnvLine]:
+    """Parse the file at ``path`` from its bytes (a lone CR must not become a line break)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: byte {e.start} is not UTF-8 — save the file as UTF-8 and retry") from None
+    return parse(text, str(path))
+
+
+def quote(key: str, value: str) -> str:
+    """The VALUE text that both composes read back as exactly ``value``.
+
+    Bare when nothing in it is special, else double-quoted with ``\\ \" \n \r \t``
+    escaped. Raises ValueError for what no spelling carries through both:
+    ``$`` (interpolated), other control characters, and a value that needs
+    quotes but ends in a backslash (compose v1 reads ``\\"`` as an escaped quote).
+    """
+    bad = _odd_char(value.replace("\n", "").replace("\r", "").replace("\t", ""))
+    if "$" in value or bad:
+        raise ValueError(f"{key}: a value with {bad or '$'} cannot be written to .env")
+    if _BARE_RE.fullmatch(value):
+        return value
+    if value.endswith("\\"):
+        raise ValueError(f"{key}: a value that needs quotes cannot end in a backslash")
+    body = "".join(_QUOTE.get(ch, ch) for ch in value)
+    return f'"{body}"'
+
+
+def assignment(key: str, value: str) -> EnvLine:
+    """A ``KEY=VALUE`` line both composes read as ``value`` (see quote)."""
+    return EnvLine(f"{key}={quote(key, value)}", key, value)
+
+
+class _Refused(Exception):
+    """One line compose v1 and v2 do not both read as we would; str() is the message."""
+
+
+# What compose v1 (python-dotenv 0.21) and v2 (compose-go) decode the same way
+# inside double quotes; every other escape differs between them (\' \$ \0 ...).
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+_QUOTE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_BARE_RE = re.compile(r"[^\s#'\"$]*")
+_ASSIGN_RE = re.compile(r"[ \t]*(?:export[ \t]+)?([^=]*?)[ \t]*=[ \t]*(.*)")
+_TAIL_RE = re.compile(r"[ \t]*(?:#.*)?")
+_FIX_DOLLAR = "compose would substitute a variable there — write the value without '$'"
+
+
+def _physical_lines(text: str) -> list[str]:
+    """Lines as both composes split them: a leading BOM dropped, LF or CRLF ends.
+
+    Not str.splitlines(): it also breaks at \\v, \\f, U+2028 ..., which compose does not.
+    """
+    text = text.removeprefix("\ufeff")
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return [p.removesuffix("\r") for p in parts]
+
+
+def _odd_char(s: str) -> str:
+    """The first control character or non-space/tab whitespace in ``s`` as U+XXXX, or ''."""
+    for ch in s:
+        if ch not in " \t" and (ch.isspace() or unicodedata.category(ch) in ("Cc", "Zl", "Zp")):
+            return f"U+{ord(ch):04X}"
+    return ""
+
+
+def _parse_line(raw: str) -> tuple[str, str] | None:
+    """(key, value) of one line, None for a blank or comment line; raise _Refused."""
+    stripped = raw.strip(" \t")
+    if not stripped or stripped.startswith("#"):
+        return None
+    m = _ASSIGN_RE.fullmatch(raw)
+    if not m or not _KEY_RE.match(m.group(1)):
+        raise _Refused(f"expected KEY=VALUE, got {_clip(stripped)!r}")
+    key, rest = m.groups()
+    bad = _odd_char(raw)
+    if bad:
+        what = "a carriage return (compose v1 reads it as a line break, v2 does not)" if bad == "U+000D" \
+            else f"the character {bad}"
+        raise _Refused(f"{key} contains {what} — remove it")
+    if rest[:1] == "'":
+        value, tail = _single_quoted(key, rest)
+    elif rest[:1] == '"':
+        value, tail = _double_quoted(key, rest)
+    else:
+        value, tail = _unquoted(key, rest), ""
+    if not _TAIL_RE.fullmatch(tail):
+        raise _Refused(f"{key} has text after its closing quote (compose v1 drops the line, v2 reads it "
+                       "as another key) — put a comment after ' #' or move the text inside the quotes")
+    if "$" in value:
+        raise _Refused(f"{key} contains '$': {_FIX_DOLLAR}")
+    return key, value
+
+
+def _unquoted(key: str, rest: str) -> str:
+    v1 = re.sub(r"\s+#.*", "", rest).rstrip()  # python-dotenv: any whitespace then '#'
+    v2 = rest.split(" #", 1)[0].rstrip()  # compose-go: exactly ' #'
+    if v1 != v2:
+        raise _Refused(f"{key}: a tab before '#' starts a comment for compose v1 but not v2 — "
+                       "use a space before an inline comment, or quote the value")
+    return v1
+
+
+def _single_quoted(key: str, rest: str) -> tuple[str, str]:
+    end = rest.find("'", 1)
+    if end < 0:
+        raise _Refused(f"{key}: the single quote is not closed on this line — close it (values are one line)")
+    body = rest[1:end]
+    if "\\" in body:
+        raise _Refused(f"{key}: a backslash inside single quotes reads differently in compose v1 and v2 "
+                       "— use double quotes with \\\\ for a backslash")
+    return body, rest[end + 1:]
+
+
+def _double_quoted(key: str, rest: str) -> tuple[str, str]:
+    out: list[str] = []
+    i = 1
+    while i < len(rest):
+        ch = rest[i]
+        if ch == "\\" and i + 1 < len(rest):
+            esc = rest[i + 1]
+            if esc not in _ESCAPES:
+                raise _Refused(f"{key}: the escape \\{esc} is not supported (compose v1 and v2 read most "
+                               "escapes differently) — use only \\n \\r \\t \\\" \\\\ inside double quotes")
+            out.append(_ESCAPES[esc])
+            i += 2
+            continue
+        if ch == '"':
+            if rest[i - 1] == "\\":  # an escaped backslash: v1 still sees \"
+                raise _Refused(f"{key}: a backslash just before the closing quote — compose v1 reads it as "
+                               "an escaped quote; move it or write the value unquoted")
+            return "".join(out), rest[i + 1:]
+        out.append(ch)
+        i += 1
+    raise _Refused(f"{key}: the double quote is not closed on this line — close it (values are one line)")
 
 
 def values(lines: list[EnvLine]) -> dict[str, str]:
@@ -122,7 +264,7 @@ def merge(lines: list[EnvLine]) -> tuple[list[EnvLine], list[str]]:
     for ln in lines:  # an empty secret (e.g. copied from .env.example) is not a value
         if ln.key in SECRET_KEYS and not ln.value:
             value = BY_KEY[ln.key].initial_value()
-            ln = EnvLine(f"{ln.key}={value}", ln.key, value)
+            ln = assignment(ln.key, value)
             added.append(ln.key)
         out.append(ln)
     have = values(out)
@@ -136,13 +278,20 @@ def merge(lines: list[EnvLine]) -> tuple[list[EnvLine], list[str]]:
                 out.append(EnvLine(""))
             out.append(EnvLine(f"# {SECTION_TITLES[section]}"))
         value = s.initial_value()
-        out.append(EnvLine(f"{s.key}={value}", s.key, value))
+        out.append(assignment(s.key, value))
         added.append(s.key)
     return out, added
 
 
 def render(lines: list[EnvLine]) -> str:
-    return "".join(ln.raw + "\n" for ln in lines)
+    """The file text; raises ValueError if a line's text does not read back as its value.
+
+    Build changed lines with ``assignment`` (it quotes what needs quoting).
+    """
+    text = "".join(ln.raw + "\n" for ln in lines)
+    if values(parse(text)) != values(lines):
+        raise ValueError("an EnvLine's raw text does not read back as its value; build it with assignment()")
+    return text
 
 
 def render_example() -> str:
@@ -184,8 +333,7 @@ def ensure(path: Path) -> tuple[dict[str, str], list[str]]:
     Idempotent: a complete, valid file is left byte-for-byte as it was (its
     mode is still tightened to 0600).
     """
-    text = path.read_text() if path.exists() else ""
-    lines = parse(text, str(path))
+    lines = read(path) if path.exists() else []
     merged, added = merge(lines)
     env = values(merged)
     validate(env, str(path))
@@ -204,13 +352,12 @@ def set_managed(path: Path, updates: dict[str, str]) -> bool:
     bad = set(updates) - MANAGED_KEYS
     if bad:
         raise ValueError(f"not managed keys: {sorted(bad)}")
-    lines = parse(path.read_text(), str(path))
-    merged, _ = merge(lines)
+    merged, _ = merge(read(path))
     out: list[EnvLine] = []
     changed = False
     for ln in merged:
         if ln.key in updates and ln.value != updates[ln.key]:
-            ln = EnvLine(f"{ln.key}={updates[ln.key]}", ln.key, updates[ln.key])
+            ln = assignment(ln.key, updates[ln.key])
             changed = True
         out.append(ln)
     if changed:
@@ -226,7 +373,7 @@ def load(path: Path) -> dict[str, str]:
     """
     if not path.exists():
         raise UsageError(f"{path} does not exist — run `{cmd('up')}` (it creates it) and retry")
-    env = values(parse(path.read_text(), str(path)))
+    env = values(read(path))
     missing = sorted(k for k in SECRET_KEYS if not env.get(k))
     if missing:
         raise UsageError(f"{path}: {', '.join(missing)} not set — run `{cmd('up')}` to generate them")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import stat
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +66,7 @@ def test_empty_secrets_from_the_example_are_generated(tmp_path):
 
 @pytest.mark.parametrize("text, needle", [
     ("OPENWEBUI_PORT 3000\n", "line 1: expected KEY=VALUE"),
-    ("OPENWEBUI_PORT=\"3000\"\n", "line 1: OPENWEBUI_PORT has quotes"),
+    ("OPENWEBUI_PORT='30$0'\n", "line 1: OPENWEBUI_PORT contains '$'"),
     ("A=1\nA=2\n", "line 2: A is set twice"),
     ("lower=1\n", "line 1: expected KEY=VALUE"),
 ])
@@ -127,3 +130,117 @@ def test_load_without_file_says_run_up(tmp_path):
 def test_committed_example_matches_settings(repo_root):
     assert (repo_root / ".env.example").read_text() == envfile.render_example(), \
         "regenerate: python -c \"from stackctl import envfile; open('.env.example','w').write(envfile.render_example())\""
+
+
+# --- read as compose reads (issue 13 item 8); the compose binaries themselves
+# are run over the same corpus in tests/integration/test_envfile_vs_compose.py.
+
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "envfile" / "corpus.txt"
+_MARKERS = {"<TAB>": "\t", "<SP>": " ", "<CR>": "\r", "<LF>": "\n"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus entry: the .env text it stands for and what must happen to it."""
+
+    outcome: str  # same | differ | interp | policy
+    text: str
+    corpus_line: int
+
+    @property
+    def key(self) -> str:
+        return re.match(r"[ \t]*(?:export[ \t]+)?'?([A-Za-z_][A-Za-z0-9_]*)", self.text).group(1)
+
+    @property
+    def refused_at(self) -> int:
+        """The line a refusal must name: the last one holding the key."""
+        return max(n for n, ln in enumerate(self.text.split("\n"), 1) if self.key in ln)
+
+    def __str__(self) -> str:
+        return f"{CORPUS.name}:{self.corpus_line}:{self.key}"
+
+
+def load_corpus() -> list[Case]:
+    cases = []
+    for n, raw in enumerate(CORPUS.read_text(encoding="utf-8").split("\n"), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        outcome, sep, line = raw.partition("| ")
+        assert sep and outcome.strip() in ("same", "differ", "interp", "policy"), f"corpus line {n}: {raw!r}"
+        for marker, ch in _MARKERS.items():
+            line = line.replace(marker, ch)
+        cases.append(Case(outcome.strip(), line + "\n", n))
+    return cases
+
+
+CASES = load_corpus()
+
+
+def test_the_grafana_example_reads_as_compose_reads_it(tmp_path):
+    """Compose hands Grafana `abc`: the stack must check `abc` (too short), not `abc #comment`."""
+    assert envfile.values(envfile.parse("GRAFANA_ADMIN_PASSWORD=abc #comment\n")) == {"GRAFANA_ADMIN_PASSWORD": "abc"}
+    p = tmp_path / ".env"
+    p.write_text("GRAFANA_ADMIN_PASSWORD=abc #comment\n")
+    with pytest.raises(UsageError, match="GRAFANA_ADMIN_PASSWORD is shorter than 12"):
+        envfile.ensure(p)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.outcome == "same"], ids=str)
+def test_lines_both_composes_read_alike_are_accepted(case):
+    parsed = envfile.values(envfile.parse(case.text))
+    assert list(parsed) == [case.key]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.outcome != "same"], ids=str)
+def test_lines_the_composes_read_apart_are_refused_in_one_line_naming_line_and_key(case):
+    with pytest.raises(UsageError) as exc:
+        envfile.parse(case.text, "the/.env")
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("the/.env: ")
+    assert f"line {case.refused_at}: " in msg and case.key in msg
+    assert "—" in msg  # the fix follows the dash
+
+
+def test_crlf_and_a_bom_read_like_lf():
+    lf = "A=1 #c\nB='x y'\nC=\"q\\\"\"\n"
+    expected = envfile.values(envfile.parse(lf))
+    assert expected == {"A": "1", "B": "x y", "C": 'q"'}
+    assert envfile.values(envfile.parse("\ufeff" + lf.replace("\n", "\r\n"))) == expected
+
+
+def test_a_lone_carriage_return_in_the_file_is_refused(tmp_path):
+    """read() sees the file's bytes: Python's text mode would turn the CR into a line break."""
+    p = tmp_path / ".env"
+    p.write_bytes(b"OPENWEBUI_PORT=3000\rGRAFANA_PORT=3001\n")
+    with pytest.raises(UsageError, match="line 1: OPENWEBUI_PORT contains a carriage return"):
+        envfile.ensure(p)
+
+
+WRITTEN = ["plain", "abc #x", " lead", "trail ", "#first", "a#b", "it's", 'say "hi"', "'sq'", '"dq"',
+           "back\\slash", "C:\\ends\\", "a\\nb", "tab\there", "two\nlines", "cr\rhere", "a=b", "",
+           "pässwörd✓", "http://host.docker.internal:1/v1"]
+
+
+@pytest.mark.parametrize("value", WRITTEN)
+def test_assignment_reads_back_as_its_value(value):
+    line = envfile.assignment("K", value)
+    assert envfile.values(envfile.parse(envfile.render([line]))) == {"K": value}
+
+
+@pytest.mark.parametrize("value", ["a$b", "${X}", "needs quotes \\", "bell\a"])
+def test_values_no_spelling_carries_through_both_composes_are_not_written(value):
+    with pytest.raises(ValueError, match="K"):
+        envfile.assignment("K", value)
+
+
+def test_render_refuses_a_line_whose_text_reads_back_otherwise():
+    with pytest.raises(ValueError, match="assignment"):
+        envfile.render([envfile.EnvLine("K=abc #x", "K", "abc #x")])
+
+
+def test_set_managed_quotes_what_needs_quoting(tmp_path):
+    p = tmp_path / ".env"
+    envfile.ensure(p)
+    envfile.set_managed(p, {"FOUNDRY_CONTAINER_OPENAI_URL": "http://h:1/v1 #x"})
+    assert 'FOUNDRY_CONTAINER_OPENAI_URL="http://h:1/v1 #x"\n' in p.read_text()
+    assert envfile.values(envfile.read(p))["FOUNDRY_CONTAINER_OPENAI_URL"] == "http://h:1/v1 #x"
