@@ -1,0 +1,102 @@
+"""The stack lock between real `invoke` processes (issue 13, item 6).
+
+A mutating command refuses at once, in one line naming the holder, while another
+holds the lock; read-only commands do not take it; the holder carries on. Each
+wait is a condition with a deadline (tests/plugins/common.py wait_for)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from stackctl.foundry import lifecycle
+from stackctl.foundry.paths import FoundryPaths
+from stackctl.foundry.state import read
+from stackctl.lock import Holder, clock, lock_path
+from tests.integration.foundry.test_tasks import INVOKE, invoke, one_line_error
+from tests.plugins.common import REPO, free_port, wait_for
+from tests.plugins.foundry import TINY_MODEL_DIR, TINY_MODEL_ID
+
+HOLDER = """
+import sys
+from stackctl.lock import stack_lock
+with stack_lock(sys.argv[1], sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+MUTATING = (["up"], ["down"], ["backup"], ["restore", "no-such.tar.gz", "--yes"], ["upgrade"],
+            ["foundry.serve", "--model-path", str(TINY_MODEL_DIR)], ["foundry.stop"])
+
+
+def refusal(holder: Holder) -> str:
+    return (f"error: `{holder.command}` (pid {holder.pid}, started {clock(holder.since)}) holds the stack lock — "
+            f"wait for it to finish, or stop it (Ctrl-C in its terminal, or `kill {holder.pid}`), then retry")
+
+
+def test_every_mutating_command_refuses_while_up_holds_the_lock_and_up_carries_on(tmp_path):
+    up = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), "invoke up"], cwd=REPO,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert up.stdout.readline() == "held\n"
+        holder = Holder.parse(lock_path(tmp_path).read_text())
+        assert holder.pid == up.pid
+        for args in MUTATING:
+            done = invoke(tmp_path, *args)
+            assert done.returncode == 1, (args, done.stderr)
+            assert one_line_error(done) == refusal(holder), args
+        # read-only commands do not take the lock (they fail here for their own reason)
+        for args in (["foundry.status"], ["status"], ["logs"]):
+            done = invoke(tmp_path, *args)
+            assert "stack lock" not in done.stderr + done.stdout, args
+        assert up.poll() is None and Holder.parse(lock_path(tmp_path).read_text()) == holder
+    finally:
+        up.stdin.write("\n")
+        up.stdin.close()
+        assert up.wait(timeout=30) == 0
+    after = invoke(tmp_path, "foundry.stop")  # free again: it runs, and finds no server
+    assert one_line_error(after).startswith("error: no embedded Foundry Local server is running in ")
+
+
+def test_a_second_foundry_serve_is_refused_naming_the_first_which_still_serves(tmp_path):
+    """Two real `invoke foundry.serve`: the first is paused (SIGSTOP) while it holds
+    the lock, so the second surely meets it; resumed, the first serves."""
+    env_file = tmp_path.parent / f"{tmp_path.name}.env"
+    invoke(tmp_path, "foundry.status")  # writes the test's own env file (STACK_STATE_DIR=tmp_path)
+    port = free_port()
+    first = subprocess.Popen(
+        [INVOKE, "-r", str(REPO), "foundry.serve", "--model-path", str(TINY_MODEL_DIR), "--name", "tiny-chat",
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, STACK_ENV_FILE=str(env_file)))
+    try:
+        holder = wait_for(lambda: _holder_is(tmp_path, first.pid), "the first serve holding the lock",
+                          timeout=60, interval=0.01)
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = invoke(tmp_path, "foundry.serve", "--model-path", str(TINY_MODEL_DIR), "--port", str(free_port()))
+            assert one_line_error(second) == refusal(holder)
+            assert holder.command == "invoke foundry.serve"
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert f"Foundry Local is serving {TINY_MODEL_ID}" in out
+        st = read(FoundryPaths(tmp_path))
+        assert st is not None and st.port == port
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+            first.wait(timeout=30)
+        if read(FoundryPaths(tmp_path)) is not None:
+            lifecycle.stop(tmp_path)
+    assert lock_path(tmp_path).read_text() == ""
+
+
+def _holder_is(state_dir: Path, pid: int) -> Holder | None:
+    path = lock_path(state_dir)
+    holder = Holder.parse(path.read_text()) if path.exists() else None
+    return holder if holder is not None and holder.pid == pid else None
