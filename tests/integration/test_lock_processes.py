@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stackctl.config import envfile
 from stackctl.foundry import lifecycle
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import read
@@ -32,12 +33,23 @@ MUTATING = (["up"], ["down"], ["backup"], ["restore", "no-such.tar.gz", "--yes"]
             ["foundry.serve", "--model-path", str(TINY_MODEL_DIR)], ["foundry.stop"])
 
 
+def own_env(state_dir: Path) -> Path:
+    """The env file `invoke(state_dir, …)` uses, made first with a project name of this
+    test's own: should the lock ever fail to refuse, `down` stops no one else's stack."""
+    env_file = state_dir.parent / f"{state_dir.name}.env"
+    envfile.ensure(env_file)
+    text = env_file.read_text().replace("STACK_STATE_DIR=.state", f"STACK_STATE_DIR={state_dir}")
+    env_file.write_text(text.replace("COMPOSE_PROJECT_NAME=foundry-chat", f"COMPOSE_PROJECT_NAME=lockprobe{os.getpid()}"))
+    return env_file
+
+
 def refusal(holder: Holder) -> str:
     return (f"error: `{holder.command}` (pid {holder.pid}, started {clock(holder.since)}) holds the stack lock — "
             f"wait for it to finish, or stop it (Ctrl-C in its terminal, or `kill {holder.pid}`), then retry")
 
 
 def test_every_mutating_command_refuses_while_up_holds_the_lock_and_up_carries_on(tmp_path):
+    assert f"COMPOSE_PROJECT_NAME=lockprobe{os.getpid()}" in own_env(tmp_path).read_text()
     up = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), "invoke up"], cwd=REPO,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -51,7 +63,7 @@ def test_every_mutating_command_refuses_while_up_holds_the_lock_and_up_carries_o
         # read-only commands do not take the lock (they fail here for their own reason)
         for args in (["foundry.status"], ["status"], ["logs"]):
             done = invoke(tmp_path, *args)
-            assert "stack lock" not in done.stderr + done.stdout, args
+            assert "holds the stack lock" not in done.stderr + done.stdout, args
         assert up.poll() is None and Holder.parse(lock_path(tmp_path).read_text()) == holder
     finally:
         up.stdin.write("\n")
@@ -64,8 +76,7 @@ def test_every_mutating_command_refuses_while_up_holds_the_lock_and_up_carries_o
 def test_a_second_foundry_serve_is_refused_naming_the_first_which_still_serves(tmp_path):
     """Two real `invoke foundry.serve`: the first is paused (SIGSTOP) while it holds
     the lock, so the second surely meets it; resumed, the first serves."""
-    env_file = tmp_path.parent / f"{tmp_path.name}.env"
-    invoke(tmp_path, "foundry.status")  # writes the test's own env file (STACK_STATE_DIR=tmp_path)
+    env_file = own_env(tmp_path)
     port = free_port()
     first = subprocess.Popen(
         [INVOKE, "-r", str(REPO), "foundry.serve", "--model-path", str(TINY_MODEL_DIR), "--name", "tiny-chat",
