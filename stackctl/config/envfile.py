@@ -307,7 +307,7 @@ def render_example() -> str:
             section = s.section
             out += ["", f"# == {SECTION_TITLES[section]} =="]
         out.append(f"# {s.help}")
-        out.append(f"{s.key}={'' if s.secret or s.managed else s.default}")
+        out.append(assignment(s.key, "" if s.secret or s.managed else s.default).raw)
     return "\n".join(out) + "\n"
 
 

@@ -238,6 +238,11 @@ def test_render_refuses_a_line_whose_text_reads_back_otherwise():
         envfile.render([envfile.EnvLine("K=abc #x", "K", "abc #x")])
 
 
+def test_the_example_reads_back_as_the_defaults():
+    example = envfile.values(envfile.parse(envfile.render_example()))
+    assert example == {s.key: "" if s.secret or s.managed else s.default for s in SETTINGS}
+
+
 def test_set_managed_quotes_what_needs_quoting(tmp_path):
     p = tmp_path / ".env"
     envfile.ensure(p)
