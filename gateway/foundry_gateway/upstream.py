@@ -211,6 +211,20 @@ class _Conn(asyncio.Protocol):
 
     def _dechunk(self, data: bytes) -> bytes:
         """Chunk data in ``data`` (plus what was left over); sets ``ended`` at the last chunk."""
+        if not self._buf and not self._left:  # per token: one whole chunk, or its CRLF alone
+            if self._crlf:
+                if data == b"\r\n":
+                    self._crlf = False
+                    return b""
+            else:
+                eol = data.find(b"\r\n", 0, 18)
+                if eol > 0 and _HEX.fullmatch(data, 0, eol) is not None:
+                    end = eol + 2 + int(data[:eol], 16)
+                    if end > eol + 2 and len(data) == end:
+                        self._crlf = True
+                        return data[eol + 2:]
+                    if end > eol + 2 and len(data) == end + 2 and data.endswith(b"\r\n"):
+                        return data[eol + 2:end]
         buf = self._buf + data if self._buf else data
         pos, n = 0, len(buf)
         out: list[bytes] = []
