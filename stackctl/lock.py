@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 from stackctl.config.stack import private_dir
+from stackctl.console import cmd
 from stackctl.errors import StackError
 
 LOCK_NAME = "stack.lock"
@@ -154,7 +155,7 @@ def lock_path(state_dir: Path) -> Path:
 def refusal(path: Path, holder: Holder | None) -> str:
     if holder is None:
         return (f"another stack command holds the stack lock {path} right now — wait for it to finish, "
-                "then retry (`invoke status` shows the stack meanwhile)")
+                f"then retry (`{cmd('status')}` shows the stack meanwhile)")
     if same_process(holder.pid, holder.created, holder.boot) is None:
         return (f"the stack lock {path} is held by a process that outlived {holder.describe()} — "
                 f"find it with `lsof {path}` and stop it, then retry")

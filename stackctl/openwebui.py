@@ -21,9 +21,14 @@ import httpx
 
 from stackctl.config import envfile
 from stackctl.config.stack import private_dir
+from stackctl.console import cmd
 from stackctl.errors import StackError
 
 TOKEN_FILE = "openwebui-token"
+
+
+class CredentialsRejected(StackError):
+    """Open WebUI's users were made with other credentials than .env's (up explains whose)."""
 
 
 class OpenWebUI:
@@ -55,10 +60,10 @@ class OpenWebUI:
         if r.status_code == 429:
             raise StackError("Open WebUI sign-in is rate limited (15 per 3 min) — wait 3 minutes and retry")
         if r.status_code in (400, 401, 403):
-            raise StackError(
+            raise CredentialsRejected(
                 "Open WebUI rejected the admin credentials from .env (WEBUI_ADMIN_EMAIL/PASSWORD) — "
-                "if you changed them after the first start, change them back or reset the "
-                "password in Open WebUI's admin panel"
+                "restore the .env its users were made with, or set the admin's password to this "
+                f"one with `{cmd('reset-admin')}`"
             )
         r.raise_for_status()
         self.token = r.json()["token"]

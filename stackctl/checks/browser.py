@@ -14,7 +14,11 @@ becomes the failure detail.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,9 @@ from urllib.parse import urlsplit
 from stackctl.checks.context import Ctx, need_model
 from stackctl.checks.runner import Check, Failed
 from stackctl.config.settings import OPENWEBUI
-from stackctl.console import cmd
+from stackctl.config.stack import ROOT
+from stackctl.console import Reporter, cmd
+from stackctl.errors import StackError
 
 CHROMIUM_PATHS = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -80,6 +86,31 @@ def chromium() -> str | None:
     return next((str(p) for p in CHROMIUM_PATHS if p.exists()), None)
 
 
+def browser_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """The `browser` extra of the project (the one place its pins live)."""
+    import tomllib
+
+    return tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["browser"]
+
+
+def ensure_playwright(reporter: Reporter, *, have=lambda: importlib.util.find_spec("playwright") is not None,
+                      run=subprocess.run, python: str = sys.executable) -> None:
+    """Install the `browser` extra into the running venv when Playwright is missing,
+    saying so in one line; when that fails, ONE StackError whose command works as printed."""
+    if have():
+        return
+    reqs = browser_requirements()
+    argv = [python, "-m", "pip", "install", "-q", *reqs]
+    reporter.step(f"installing Playwright for --browser into {Path(python).parent.parent} "
+                  f"(the project's browser extra: {', '.join(reqs)})")
+    done = run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout or "").strip().splitlines()[-1:] or ["no output"]
+        raise StackError(f"installing Playwright failed ({last[0][:200]}) — check PyPI access, then "
+                         f"run `{shlex.join(argv[:4] + reqs)}` and retry", exit_code=2)
+    importlib.invalidate_caches()
+
+
 def check(screenshot: Path) -> Check:
     return Check("browser", lambda ctx: run_browser(ctx, screenshot), need_model)
 
@@ -89,8 +120,8 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise Failed("Playwright is not installed", "pip install -e '.[browser]' "
-                     "(and `apt-get install chromium`, or `playwright install chromium`)") from None
+        raise Failed("Playwright is not installed",
+                     f"`{shlex.join([sys.executable, '-m', 'pip', 'install', *browser_requirements()])}`") from None
     url = ctx.stack.host_url(OPENWEBUI.port_key)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     events: list[StreamEvent] = []
@@ -99,7 +130,8 @@ def run_browser(ctx: Ctx, screenshot: Path) -> str:
             browser = pw.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_ARGS))
         except PlaywrightError as err:
             raise Failed(f"cannot start chromium: {str(err).splitlines()[0]}",
-                         "`apt-get install chromium` (or `playwright install chromium`)") from None
+                         f"`{shlex.join([sys.executable, '-m', 'playwright', 'install', 'chromium'])}` "
+                         "(or your system's chromium package)") from None
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("websocket", lambda ws: ws.on("framereceived", lambda f: _keep(events, f)))

@@ -41,7 +41,8 @@ FIX_RECONCILE = f"`{cmd('up')}` repoints Open WebUI at the current Foundry Local
 def check_foundry(ctx: Ctx) -> str:
     view, reason = (ctx.discover or foundry_link.current)(ctx.stack)
     if view is None:
-        raise Failed(f"Foundry Local not found or not answering: {reason}", FIX_FOUNDRY)
+        raise Failed(foundry_link.not_found_detail(reason, "Foundry Local not found or not answering"),
+                     FIX_FOUNDRY)
     ctx.view = view
     if not view.chat_models:
         raise Failed(f"Foundry Local at {view.root_url} answers but has no chat model loaded", FIX_NO_MODEL)

@@ -84,7 +84,7 @@ def check_foundry(ctx: Ctx) -> Iterator[Result]:
     assert ctx.stack is not None
     view, reason = (ctx.discover or foundry_view.current)(ctx.stack)
     if view is None:
-        yield fail("foundry", f"Foundry Local not found: {reason}",
+        yield fail("foundry", foundry_view.not_found_detail(reason),
                    f"start Foundry Local, or `{cmd('foundry.serve --model-path DIR')}`, or set "
                    "FOUNDRY_LOCAL_ENDPOINT in .env")
         return

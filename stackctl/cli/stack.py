@@ -109,6 +109,10 @@ def smoke(c, json=False, browser=False, screenshot=None):
     from stackctl.checks.smoke import Options, render, run_smoke
     from stackctl.config.stack import load_stack
 
+    if browser:
+        from stackctl.checks.browser import ensure_playwright
+
+        ensure_playwright(R)
     report = run_smoke(load_stack(), Options(browser=browser, screenshot=Path(screenshot) if screenshot else None))
     if json:
         print(jsonlib.dumps(report.as_dict(), indent=2))
@@ -118,4 +122,18 @@ def smoke(c, json=False, browser=False, screenshot=None):
     raise Exit(code=report.exit_code)
 
 
-ns = Collection(up, down, status, logs, doctor, smoke)
+@task
+@edge
+@locked("reset-admin")
+def reset_admin(c):
+    """Set Open WebUI's admin password (in its data volume) to WEBUI_ADMIN_PASSWORD from .env."""
+    from stackctl.lifecycle.reset_admin import reset_admin as do_reset
+
+    res = do_reset(reporter=R)
+    moved = f" (its e-mail was {res.old_email})" if res.old_email != res.email else ""
+    R.ok(f"Open WebUI admin {res.email}{moved} now signs in with WEBUI_ADMIN_PASSWORD from "
+         f"{res.stack.env_file}; chats and users kept")
+    R.info(f"  Next: `{cmd('up')}`" + (" (Open WebUI was stopped for this)" if res.stopped_openwebui else ""))
+
+
+ns = Collection(up, down, status, logs, doctor, smoke, reset_admin)

@@ -3,7 +3,7 @@
 Pulls go through the engine API, not compose: they need no .env interpolation
 (the Foundry URL is only known later in `up`) and show one progress line per
 image. The exporter image carries a label with a hash of its build inputs, so
-`invoke up` rebuilds it only when exporter/ (or its base image) changed.
+`up` rebuilds it only when exporter/ (or its base image) changed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docker.errors
 
-from stackctl.config.settings import BASE_IMAGE_KEY, EXPORTER
+from stackctl.config.settings import BASE_IMAGE_KEY, EXPORTER, SERVICES
 from stackctl.config.stack import Stack
 from stackctl.console import Reporter
 from stackctl.errors import StackError
@@ -80,6 +80,14 @@ def pull_progress(events: Iterable[dict]) -> Iterator[tuple[int, int]]:
 
 def pull(client, ref: str, key: str, reporter: Reporter) -> None:
     """Pull ``ref`` with progress; one-line StackError naming the .env key on failure."""
+    why = try_pull(client, ref, reporter)
+    if why is not None:
+        raise StackError(f"cannot pull {ref} ({why}) — check the network or registry login, or "
+                         f"point {key} in .env at a mirror or a local image")
+
+
+def try_pull(client, ref: str, reporter: Reporter) -> str | None:
+    """Pull ``ref`` with progress lines; None when pulled, else why not (one line)."""
     step = -1
     try:
         for done, total in pull_progress(client.api.pull(ref, stream=True, decode=True)):
@@ -88,11 +96,36 @@ def pull(client, ref: str, key: str, reporter: Reporter) -> None:
                 step = pct // 10
                 reporter.info(f"  {ref}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB ({pct}%)")
     except StackError as err:
-        raise StackError(f"cannot pull {ref} ({err}) — check the network or registry login, or "
-                         f"point {key} in .env at a mirror or a local image") from None
+        return str(err)
     except Exception as exc:  # docker.errors.APIError and transport errors
         text = str(getattr(exc, "explanation", None) or exc).strip()
-        detail = text.splitlines()[-1][:200] if text else type(exc).__name__
-        raise StackError(f"cannot pull {ref} ({detail}) — check the network or registry login, "
-                         f"or point {key} in .env at a mirror or a local image") from None
+        return text.splitlines()[-1][:200] if text else type(exc).__name__
     reporter.ok(f"pulled {ref}")
+    return None
+
+
+def needed(stack: Stack, exporter_fresh: bool) -> list[str]:
+    """The .env image keys this run needs: every enabled service's image that the stack
+    does not build, and the exporter's base image when the exporter must be built."""
+    keys = [s.image_key for s in SERVICES if s.name in stack.services and not s.build]
+    return keys + ([] if exporter_fresh else [BASE_IMAGE_KEY])
+
+
+def ensure_present(client, stack: Stack, keys: list[str], present, reporter: Reporter) -> None:
+    """Pull every missing image of ``keys``; when any cannot be had, ONE StackError naming
+    each with its .env key and why — all of them, so one run tells the whole story."""
+    missing = [k for k in keys if not present(stack.env[k])]
+    if missing:
+        reporter.step(f"pulling {len(missing)} image(s) (the first run downloads a few GB)")
+    failed = [(k, why) for k in missing if (why := try_pull(client, stack.env[k], reporter)) is not None]
+    if failed:
+        raise StackError(missing_message(stack, failed), exit_code=2)
+
+
+def missing_message(stack: Stack, failed: list[tuple[str, str]]) -> str:
+    """The one message for images that are neither present nor pullable. Pure."""
+    listed = "; ".join(f"{k}={stack.env[k]} ({why})" for k, why in failed)
+    return (f"{len(failed)} image(s) are not present and cannot be pulled: {listed} — check the "
+            "network or registry login, or point "
+            f"{', '.join(k for k, _ in failed)} in .env at a mirror or at images loaded with "
+            "`docker load`, then retry")

@@ -265,11 +265,11 @@ def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
         live = found.live
         if live is None:
             note = _stale_note(found)
-            raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `invoke foundry.serve`")
+            raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `{cmd('foundry.serve')}`")
         user = owner(found.process)
         if user is not None:
             raise StackError(f"the embedded Foundry Local server (pid {live.pid}) belongs to user {user}, not to you "
-                             f"— stop it as {user} (e.g. `sudo -u {user} invoke foundry.stop`)")
+                             f"— stop it as {user} (e.g. `sudo -u {user} {cmd('foundry.stop')}`)")
         started = time.monotonic()
         forced = _terminate(found.process, timeout)
         state_mod.remove(paths, expected_pid=live.pid)

@@ -7,6 +7,7 @@ runtime through foundry-local-sdk) and find that.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -52,11 +53,72 @@ def view_of(d: discovery.Discovery) -> FoundryView:
 def current(stack: Stack) -> tuple[FoundryView | None, str | None]:
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
-        return None, d.reason
+        return None, embedded_problem(stack, d) or d.reason
     view = view_of(d)
     if d.source == "embedded" and embedded_binds_everywhere(stack):
         view = replace(view, binds_everywhere=True)
     return view, None
+
+
+OWN_SERVER = "the stack's own Foundry Local server"  # how a reason about it starts
+
+
+def not_found_detail(reason: str | None, lead: str = "Foundry Local not found") -> str:
+    """The detail line of a failed Foundry check: an embedded server's death speaks for
+    itself; anything else is "not found"."""
+    reason = reason or "no reason given"
+    return reason if reason.startswith(OWN_SERVER) else f"{lead}: {reason}"
+
+
+def embedded_problem(stack: Stack, d: discovery.Discovery) -> str | None:
+    """Why the stack's own embedded server is not serving, when it should be: its
+    process is alive but not answering, or its last run died (the log's last session
+    reached "ready" and never logged a stop). None when that is not the story."""
+    if stack.env.get("FOUNDRY_LOCAL_ENDPOINT"):
+        return None
+    from stackctl.foundry import state as state_mod
+    from stackctl.foundry.paths import FoundryPaths
+
+    paths = FoundryPaths(stack.state_dir)
+    session = last_session(paths.log_file)
+    tail = "; ".join(line[-160:] for line in session.lines[-3:]) or "(empty)"
+    live = state_mod.read(paths) if paths.state_file.exists() else None
+    if live is not None and any(t.startswith("embedded:") and "not answering" in t for t in d.tried):
+        return (f"{OWN_SERVER} (pid {live.pid}) is running but not answering at {live.root_url}; "
+                f"last lines of its log: {tail}; log: {paths.log_file} — "
+                f"`{cmd('foundry.stop')}`, then `{cmd('up')}` restarts it")
+    if live is None and session.pid and session.ready and not session.stopped:
+        return (f"{OWN_SERVER} (pid {session.pid}) died ({session.how}); last lines of its log: "
+                f"{tail}; log: {paths.log_file} — `{cmd('up')}` restarts it")
+    return None
+
+
+@dataclass(frozen=True)
+class LogSession:
+    """The last `foundry.serve` run as its log tells it (pure parse of server.log)."""
+
+    pid: int = 0
+    ready: bool = False
+    stopped: bool = False  # it logged a stop (signal received, clean exit)
+    how: str = ""
+    lines: tuple[str, ...] = ()
+
+
+def last_session(log_file) -> LogSession:
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return LogSession()
+    session = text.rsplit("\n=== foundry.serve ", 1)[-1].splitlines()[1:]
+    lines = tuple(ln.strip() for ln in session if ln.strip())
+    pid = next((int(m.group(1)) for ln in lines if (m := re.search(r"foundry-server\[(\d+)\]", ln))), 0)
+    ready = any(" ready " in f" {ln} " for ln in lines)
+    stopped = any(re.search(r"\] (stopping|stopped|received SIG\w+)$", ln) for ln in lines)
+    errors = [ln.split("] ", 1)[-1] for ln in lines if " ERROR " in ln or " CRITICAL " in ln
+              or ln.startswith("Traceback") or "shut down from outside" in ln]
+    how = (f"its last error: {errors[-1][:160]}" if errors else
+           "no exit status recorded: killed (a signal such as SIGKILL, or out of memory) or crashed")
+    return LogSession(pid, ready, stopped, how, lines)
 
 
 def embedded_binds_everywhere(stack: Stack) -> bool:

@@ -95,5 +95,9 @@ def status_table(rep: StatusReport) -> Table:
         t.add_row("foundry (host)", "[green]serving[/]", f.generation, "",
                   escape(f"{f.root_url}  models: {', '.join(f.chat_models) or 'none loaded'}"))
     else:
-        t.add_row("foundry (host)", "[red]not found[/]", "", "", escape(rep.foundry_reason or ""))
+        why = rep.foundry_reason or ""
+        label = ("died" if " died (" in why else "not answering") if why.startswith(foundry_link.OWN_SERVER) \
+            else "not found"
+        t.add_row("foundry (host)", f"[red]{label}[/]", "", "",
+                  escape(rep.foundry_reason or ""))
     return t

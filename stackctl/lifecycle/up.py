@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from stackctl import openwebui
 from stackctl.config import envfile
-from stackctl.config.settings import OPENWEBUI, SERVICES
+from stackctl.config.settings import OPENWEBUI
 from stackctl.config.stack import Stack, ensure_stack
 from stackctl.console import Reporter
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health, images
 from stackctl.errors import StackError
 from stackctl.foundry import view as foundry_link
+from stackctl.lifecycle.reset_admin import foreign_data_message
 from stackctl.ports import busy_ports
 
 
@@ -58,9 +59,9 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     own = engine.services(client, stack.project)
     preflight_ports(stack, engine.published_ports(own))
 
+    _ensure_images(client, stack, r)  # all of them, before anything starts
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
     try:
-        _ensure_images(client, stack, r)
         ok, detail = engine.curl_from_container(client, stack.env[OPENWEBUI.image_key],
                                                 view.container_openai_url + "/models")
         if not ok:
@@ -84,9 +85,16 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
         )
     r.ok("all services healthy")
 
-    ui = openwebui.login(openwebui.OpenWebUI(stack.api_url(OPENWEBUI.port_key)),
-                         stack.env["WEBUI_ADMIN_EMAIL"], stack.env["WEBUI_ADMIN_PASSWORD"],
-                         stack.state_dir)
+    try:
+        ui = openwebui.login(openwebui.OpenWebUI(stack.api_url(OPENWEBUI.port_key)),
+                             stack.env["WEBUI_ADMIN_EMAIL"], stack.env["WEBUI_ADMIN_PASSWORD"],
+                             stack.state_dir)
+    except openwebui.CredentialsRejected:  # data of an earlier install: stop, explain, offer ways out
+        composer.run(compose, stack, "stop", check=False)
+        if started:
+            foundry_link.stop_embedded(stack)
+            r.warn("stopped the embedded Foundry Local this run had started")
+        raise StackError(foreign_data_message(stack, "WEBUI_ADMIN_PASSWORD" in added)) from None
     changed = openwebui.reconcile(ui, view.container_openai_url, list(view.chat_models))
     if changed:
         r.ok(f"Open WebUI connection set to {view.container_openai_url} "
@@ -96,13 +104,9 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
 
 
 def _ensure_images(client, stack: Stack, r: Reporter) -> None:
-    wanted = [s.image_key for s in SERVICES if s.name in stack.services and not s.build]
-    missing = [key for key in wanted if not engine.image_present(client, stack.env[key])]
-    if missing:
-        r.step(f"pulling {len(missing)} image(s) (the first run downloads a few GB)")
-    for key in missing:
-        images.pull(client, stack.env[key], key, r)
     fresh, digest = images.exporter_up_to_date(client, stack)
+    images.ensure_present(client, stack, images.needed(stack, fresh),
+                          lambda ref: engine.image_present(client, ref), r)
     if not fresh:
         r.step("building the exporter image from exporter/")
         images.build_exporter(stack, digest)

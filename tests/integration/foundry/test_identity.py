@@ -144,7 +144,7 @@ def test_another_users_server_gets_one_line_not_a_traceback():
             )
             assert one_line_error(done) == (
                 f"error: the embedded Foundry Local server (pid {root_proc.pid}) belongs to user root, not to you "
-                "— stop it as root (e.g. `sudo -u root invoke foundry.stop`)"
+                "— stop it as root (e.g. `sudo -u root ./stack foundry.stop`)"
             )
             assert done.returncode == 1
             assert alive(root_proc)

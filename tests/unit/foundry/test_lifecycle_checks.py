@@ -79,7 +79,7 @@ def test_stop_when_nothing_runs(tmp_path):
     with pytest.raises(StackError) as err:
         lifecycle.stop(tmp_path)
     assert str(err.value) == (
-        f"no embedded Foundry Local server is running in {tmp_path.resolve()}/foundry — start one with `invoke foundry.serve`"
+        f"no embedded Foundry Local server is running in {tmp_path.resolve()}/foundry — start one with `./stack foundry.serve`"
     )
     assert err.value.exit_code == 1
 
