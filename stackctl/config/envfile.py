@@ -86,7 +86,7 @@ def read(path: Path) -> list[EnvLine]:
 
 
 def quote(key: str, value: str) -> str:
-    """The VALUE text that both composes read back as exactly ``value``.
+    r"""The VALUE text that both composes read back as exactly ``value``.
 
     Bare when nothing in it is special, else double-quoted with ``\\ \" \n \r \t``
     escaped. Raises ValueError for what no spelling carries through both:
