@@ -15,15 +15,13 @@ import json
 import logging
 import time
 
-import h11
-
 from .config import Config
 from .metrics import NONE
 from .models import ModelList, list_body, model_object
 from .recorder import Recorder
 from .relay import StreamRelay, usage_of
 from .routes import Route, route
-from .server import ClientConnection, ClientGone
+from .server import ClientConnection, ClientGone, Request
 from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -73,7 +71,7 @@ class Gateway:
         self.key = config.api_key.encode()
         self.user_header = config.per_user.header_name.encode() if config.per_user.enabled else None
 
-    async def handle(self, out: ClientConnection, req: h11.Request, body: bytes,
+    async def handle(self, out: ClientConnection, req: Request, body: bytes,
                      received: float) -> None:
         method, target = req.method.decode("latin-1"), req.target.decode("latin-1")
         r = route(method, target)

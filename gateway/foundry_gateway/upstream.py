@@ -42,6 +42,7 @@ SPARE_MAX_AGE = 10.0  # seconds an unused spare connection is trusted
 _STATUS = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: [^\r\n]*)?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 Sink = Callable[[bytes], None]
 
@@ -63,7 +64,10 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
         name, sep, value = line.partition(b":")
         if not sep or _TOKEN.fullmatch(name) is None:
             raise UpstreamError("protocol", f"invalid HTTP from upstream: header line {line[:80]!r}")
-        headers.append((name.lower(), value.strip(b" \t")))
+        value = value.strip(b" \t")
+        if _BAD_VALUE.search(value):  # relayed to the client: no response splitting
+            raise UpstreamError("protocol", "invalid HTTP from upstream: control character")
+        headers.append((name.lower(), value))
     return int(m.group(1)), headers
 
 
