@@ -104,6 +104,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def schedstat(pid: int) -> tuple[float, float, int]:
+    """(CPU seconds, seconds waiting on a run queue, times scheduled) of the event-loop thread."""
+    try:
+        cpu, wait, slices = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0, 0
+    return int(cpu) / 1e9, int(wait) / 1e9, int(slices)
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -190,7 +199,7 @@ def run(args, upstream: str, model: str, gw: subprocess.Popen, gw_port: int, key
           "median of (gateway - direct just before)\n")
     print(HEADER)
     all_d, all_g = [], []
-    cpu0 = cpu_seconds(gw.pid)
+    cpu0, sched0 = cpu_seconds(gw.pid), schedstat(gw.pid)
     for i in range(args.rounds):
         before = loadavg()
         d_runs, g_runs = [], []
@@ -201,17 +210,21 @@ def run(args, upstream: str, model: str, gw: subprocess.Popen, gw_port: int, key
         all_g += g_runs
         print(rows(str(i + 1), before, d_runs, g_runs))
     gw_cpu = (cpu_seconds(gw.pid) - cpu0) / len(all_g) * 1000
+    _, wait, slices = (b - a for a, b in zip(sched0, schedstat(gw.pid), strict=True))
     tokens = statistics.mean(r.content_chunks for r in all_g) or 1
     if args.rounds > 1:
         print(rows("all", loadavg(), all_d, all_g))
     print(f"\ntargets: TTFT +p50 <= 1 ms, decode >= 98 %. Gateway CPU per streamed request: "
-          f"{gw_cpu:.2f} ms ({1000 * gw_cpu / tokens:.1f} us per token)")
+          f"{gw_cpu:.2f} ms ({1000 * gw_cpu / tokens:.1f} us per token); its event loop "
+          f"was scheduled {slices / len(all_g):.0f} times per request and waited "
+          f"{1000 * wait / len(all_g):.2f} ms per request for a CPU (run queue)")
 
-    with ThreadPoolExecutor(args.concurrency) as pool:
-        results = list(pool.map(lambda _: gateway(), range(args.concurrency)))
-    lost = sum(not (r.status == 200 and r.done and r.content_chunks > 0) for r in results)
-    print(f"\n{args.concurrency} concurrent streams through the gateway: "
-          f"{args.concurrency - lost} complete, {lost} lost")
+    if args.concurrency:
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            results = list(pool.map(lambda _: gateway(), range(args.concurrency)))
+        lost = sum(not (r.status == 200 and r.done and r.content_chunks > 0) for r in results)
+        print(f"\n{args.concurrency} concurrent streams through the gateway: "
+              f"{args.concurrency - lost} complete, {lost} lost")
 
     if args.soak:
         small = chat_request("127.0.0.1", gw_port, "/v1/chat/completions",
