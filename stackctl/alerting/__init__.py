@@ -3,7 +3,8 @@
     from stackctl.alerting import render, write_config, enabled_receivers
 
 ``render`` and ``enabled_receivers`` are pure; ``write_config`` validates
-first and writes nothing on a bad value. Keys live in ``keys.KEYS``.
+first and writes nothing on a bad value. The keys are declared in
+stackctl/config/settings.py (section "alerting"); ``keys.KEYS`` is that section.
 """
 
 from .keys import BY_KEY, KEYS, SENSITIVE_KEYS, AlertKey
@@ -13,7 +14,9 @@ from .render import (
     TEMPLATES_IN_CONTAINER,
     Timings,
     enabled_receivers,
+    ensure_config,
     render,
+    timings_from,
     write_config,
 )
 
@@ -27,6 +30,8 @@ __all__ = [
     "AlertKey",
     "Timings",
     "enabled_receivers",
+    "ensure_config",
     "render",
+    "timings_from",
     "write_config",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ..config.settings import ALERTMANAGER
 from ..errors import UsageError
 from .keys import BY_KEY, KEYS
 
-BASE_FILE = Path(__file__).resolve().parents[2] / "alertmanager" / "alertmanager.base.yml"
+# The project folder of the service is named like it (alertmanager/).
+BASE_FILE = Path(__file__).resolve().parents[2] / ALERTMANAGER.name / "alertmanager.base.yml"
 TEMPLATES_DIR = BASE_FILE.parent / "templates"
 TEMPLATES_IN_CONTAINER = "/etc/alertmanager/templates"  # compose mounts alertmanager/templates here
 CONFIG_NAME = "alertmanager.yml"
@@ -237,3 +240,36 @@ def write_config(directory: Path, env: Mapping[str, str], **render_options) -> P
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+# Test-only knobs (like STACK_ENV_FILE, read from the process environment, never
+# from .env): the e2e tier shortens the grouping waits so a notification follows
+# an alert within seconds. Users leave them unset: the base file's 30s / 5m hold.
+TIMING_ENV = {"group_wait": "STACK_TEST_ALERT_GROUP_WAIT",
+              "group_interval": "STACK_TEST_ALERT_GROUP_INTERVAL"}
+
+
+def timings_from(environ: Mapping[str, str]) -> Timings:
+    """Timings from the test-only variables in ``environ`` (unset: the base file's)."""
+    values = {}
+    for field_name, var in TIMING_ENV.items():
+        value = environ.get(var, "").strip()
+        if value:
+            if not value or not _DURATION.match(value):  # refused, not passed on to Alertmanager
+                raise UsageError(f"{var}={value!r} (a test-only variable) is not a duration like 1s")
+            values[field_name] = value
+    return Timings(**values)
+
+
+def ensure_config(directory: Path, env: Mapping[str, str], **render_options) -> tuple[Path, bool]:
+    """write_config, but only when the text differs: (path, whether it changed).
+
+    Raises UsageError before touching the disk when a value is bad.
+    """
+    target = Path(directory) / CONFIG_NAME
+    text = render(env, **render_options)
+    if target.is_file() and target.read_text(encoding="utf-8") == text \
+            and stat.S_IMODE(target.stat().st_mode) == 0o600:
+        os.chmod(directory, 0o700)
+        return target, False
+    return write_config(directory, env, **render_options), True

@@ -8,10 +8,12 @@ doctor and smoke never disagree on what "connected" means. Exit code by severity
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from stackctl.alerting import CONFIG_NAME, deploy, enabled_receivers, render, timings_from
 from stackctl.checks import chat
 from stackctl.checks.context import Ctx, need_openwebui, need_stack
 from stackctl.checks.runner import (
@@ -31,7 +33,7 @@ from stackctl.config.stack import ROOT, env_file_path, load_stack
 from stackctl.console import cmd
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
-from stackctl.errors import StackError
+from stackctl.errors import StackError, UsageError
 from stackctl.foundry import view as foundry_view
 from stackctl.ports import busy_ports
 
@@ -138,6 +140,36 @@ def check_services(ctx: Ctx) -> Iterator[Result]:
                        f"`{cmd('up')}` re-creates it with the .env bind address")
 
 
+FIX_NO_RECEIVER = (
+    "set one of ALERT_WEBHOOK_URL, ALERT_SLACK_WEBHOOK_URL, ALERT_DISCORD_WEBHOOK_URL, or "
+    "ALERT_EMAIL_TO + ALERT_EMAIL_FROM + ALERT_SMTP_SMARTHOST in .env (README, Alerting), then "
+    f"`{cmd('up')}`; `{cmd('alerts --test')}` proves delivery"
+)
+
+
+def check_alerting(ctx: Ctx) -> Iterator[Result]:
+    """Who alerts reach (receiver kinds only: their URLs hold tokens), and whether the
+    config Alertmanager runs with is the one .env describes."""
+    assert ctx.stack is not None
+    try:
+        text = render(ctx.stack.env, timings=timings_from(os.environ))
+        kinds = enabled_receivers(ctx.stack.env)
+    except UsageError as err:  # names the key, never a sensitive value
+        yield fail("alerting", str(err), f"correct that line in .env, then `{cmd('up')}`")
+        return
+    if kinds:
+        yield ok("alerting", f"alerts are sent to: {', '.join(kinds)}")
+    else:
+        yield warn("alerting", "no alert receiver is set: alerts reach nobody (they show only in "
+                   f"`{cmd('alerts')}` and Grafana)", FIX_NO_RECEIVER)
+    rendered = deploy.config_dir(ctx.stack) / CONFIG_NAME
+    if not rendered.is_file():
+        yield warn("alerting", "Alertmanager's config has not been rendered yet", f"`{cmd('up')}`")
+    elif rendered.read_text(encoding="utf-8") != text:
+        yield warn("alerting", "Alertmanager runs with an older config than .env describes",
+                   f"`{cmd('up')}` (renders it and reloads Alertmanager)")
+
+
 def check_signup(ctx: Ctx) -> Iterator[Result]:
     assert ctx.ui is not None
     cfg = ctx.ui.get("/api/config").json()
@@ -158,6 +190,7 @@ CHECKS: tuple[Check, ...] = (
     Check("docker", check_docker, need_stack),
     Check("foundry", check_foundry, need_stack),
     Check("services", check_services, need_stack),
+    Check("alerting", check_alerting, need_stack),
     Check(OPENWEBUI.name, chat.check_openwebui, need_stack),
     Check("signup", check_signup, _after(need_stack, need_openwebui)),
     *(Check(c.name, c.run, _after(need_stack, c.needs)) for c in chat.CHECKS

@@ -1,4 +1,4 @@
-"""The observability checks of `invoke smoke`: exporter, Prometheus, Grafana.
+"""The observability checks of `invoke smoke`: exporter, Prometheus, Grafana, Alertmanager.
 
 They never depend on the chat path (a broken Open WebUI must not hide a broken
 Prometheus). Verdicts are pure functions over what the services answered
@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackctl.checks.context import Ctx
 from stackctl.checks.runner import Check, Failed, Skipped
 from stackctl.config import settings
-from stackctl.config.settings import EXPORTER, GRAFANA, PROMETHEUS
+from stackctl.config.settings import ALERTMANAGER, EXPORTER, GRAFANA, PROMETHEUS
 from stackctl.console import cmd
 
 EXPORTER_CONFIG = Path(settings.EXPORTER_CONFIG)
@@ -35,6 +35,7 @@ PROM_SETTLE_S = 35.0  # a just-started Prometheus: first scrape + first rule eva
 FIX_EXPORTER = f"`{cmd('logs exporter')}`, then `{cmd('up')}` (restarts it and waits for health)"
 FIX_PROMETHEUS = f"`{cmd('logs prometheus')}`, then `{cmd('up')}` (restarts it and waits for health)"
 FIX_GRAFANA = f"`{cmd('logs grafana')}`, then `{cmd('up')}`"
+FIX_ALERTMANAGER = f"`{cmd('logs alertmanager')}`, then `{cmd('up')}` (renders its config and restarts it)"
 
 
 # -- pure verdicts -------------------------------------------------------------------
@@ -187,6 +188,36 @@ def check_prometheus(ctx: Ctx, settle: float = PROM_SETTLE_S,
         sleep(1.0)
 
 
+def alertmanagers_verdict(payload: dict) -> str:
+    """The URL Prometheus sends alerts to, or Failed unless it is the stack's
+    Alertmanager (service name and container port, as compose wires it). Pure."""
+    data = payload.get("data") or {}
+    want = f"//{ALERTMANAGER.name}:{ALERTMANAGER.container_port}/"
+    urls = [a.get("url", "") for a in data.get("activeAlertmanagers") or []]
+    ours = [u for u in urls if want in u]
+    if ours:
+        return ours[0]
+    dropped = [a.get("url", "") for a in data.get("droppedAlertmanagers") or []]
+    raise Failed(f"Prometheus sends alerts to {', '.join(urls) or 'no Alertmanager'}"
+                 + (f" (dropped: {', '.join(dropped)})" if dropped else "")
+                 + f"; expected {ALERTMANAGER.name}:{ALERTMANAGER.container_port}",
+                 f"check the alerting: section of prometheus/prometheus.yml, then `{cmd('up')}`")
+
+
+def check_alertmanager(ctx: Ctx) -> str:
+    """Alertmanager answers healthy, and Prometheus delivers its alerts to it."""
+    base = ctx.stack.api_url(ALERTMANAGER.port_key)
+    try:
+        r = ctx.http.get(base + "/-/healthy", timeout=5)
+    except httpx.HTTPError as err:
+        raise Failed(f"Alertmanager at {base} does not answer ({type(err).__name__})",
+                     FIX_ALERTMANAGER) from None
+    if r.status_code != 200:
+        raise Failed(f"Alertmanager /-/healthy answers HTTP {r.status_code}", FIX_ALERTMANAGER)
+    url = alertmanagers_verdict(_prom_get(ctx, "/api/v1/alertmanagers"))
+    return f"{base} healthy; Prometheus sends its alerts to {url}"
+
+
 def check_grafana(ctx: Ctx) -> str:
     stack = ctx.stack
     if GRAFANA.profile not in stack.profiles:
@@ -231,4 +262,5 @@ CHECKS: tuple[Check, ...] = (
     Check(EXPORTER.name, check_exporter),
     Check(PROMETHEUS.name, check_prometheus),
     Check(GRAFANA.name, check_grafana),
+    Check(ALERTMANAGER.name, check_alertmanager),
 )

@@ -1,4 +1,4 @@
-"""`up down status logs doctor smoke`: the running stack, from the command line."""
+"""`up down status logs doctor smoke alerts`: the running stack, from the command line."""
 
 from __future__ import annotations
 
@@ -136,4 +136,22 @@ def reset_admin(c):
     R.info(f"  Next: `{cmd('up')}`" + (" (Open WebUI was stopped for this)" if res.stopped_openwebui else ""))
 
 
-ns = Collection(up, down, status, logs, doctor, smoke, reset_admin)
+@task(help={"test": "Send a synthetic alert through Alertmanager to the configured receivers "
+                    "and report whether it was delivered (then resolve it)."})
+@edge
+def alerts(c, test=False):
+    """Active alerts (name, target, age, state, runbook); --test proves delivery."""
+    from stackctl.alerting import client
+    from stackctl.config.stack import load_stack
+
+    stack = load_stack()
+    if test:
+        report = client.run_test(stack)
+        for line in report.lines():
+            R.info(line)
+        raise Exit(code=0 if report.ok else 1)
+    for line in client.alert_lines(client.active(stack)):
+        R.info(line)
+
+
+ns = Collection(up, down, status, logs, doctor, smoke, alerts, reset_admin)

@@ -21,6 +21,9 @@ class Setting:
     section: str
     secret: bool = False  # generated on first run, never printed
     managed: bool = False  # written by `invoke up` from discovery; not for hand edits
+    # Never printed, logged or exported (webhook URLs carry tokens). Not ``secret``:
+    # that means "generate a random value", which a webhook URL cannot be.
+    sensitive: bool = False
 
     def initial_value(self) -> str:
         return secrets.token_urlsafe(32) if self.secret else self.default
@@ -36,6 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("GRAFANA_PORT", "3001", "Host port of Grafana.", "stack"),
     _S("PROMETHEUS_PORT", "9090", "Host port of Prometheus.", "stack"),
     _S("EXPORTER_PORT", "9101", "Host port of the Foundry Local exporter.", "stack"),
+    _S("ALERTMANAGER_PORT", "9093", "Host port of Alertmanager.", "stack"),
     _S("STACK_STATE_DIR", ".state", "Where the stack keeps runtime state (embedded Foundry server, logs), relative to the project.", "stack"),
     # -- images (pinned; override for mirrors or air-gapped registries) -----
     _S("OPENWEBUI_IMAGE", "ghcr.io/open-webui/open-webui:v0.12.4", "Open WebUI image.", "images"),
@@ -43,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("GRAFANA_IMAGE", "grafana/grafana:12.2.1", "Grafana image.", "images"),
     _S("EXPORTER_IMAGE", "foundry-chat/exporter:0.1.0", "Exporter image, built from exporter/ on `invoke up`.", "images"),
     _S("EXPORTER_BASE_IMAGE", "python:3.11-slim", "Base image the exporter is built on.", "images"),
+    _S("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1", "Alertmanager image.", "images"),
     # -- Foundry Local ------------------------------------------------------
     _S("FOUNDRY_LOCAL_ENDPOINT", "", "Foundry Local service URL, e.g. http://127.0.0.1:5273. Empty: discover it (embedded server, then the foundry CLI).", "foundry"),
     _S("FOUNDRY_PORT", "52180", "Port of the stack's own embedded Foundry Local server (`invoke foundry.serve`).", "foundry"),
@@ -55,15 +60,31 @@ SETTINGS: tuple[Setting, ...] = (
     # -- Grafana ------------------------------------------------------------
     _S("GRAFANA_ADMIN_USER", "admin", "Grafana admin user.", "grafana"),
     _S("GRAFANA_ADMIN_PASSWORD", "", "Grafana admin password (generated).", "grafana", secret=True),
+    # -- alerting: who is notified (none required; empty means nobody is) ---------
+    # Read by stackctl/alerting, which renders Alertmanager's config from them.
+    _S("ALERT_RECEIVERS", "", "Receiver kinds to notify, comma-separated (webhook, slack, discord, email). Empty: every kind whose keys below are set.", "alerting"),
+    _S("ALERT_WEBHOOK_URL", "", "Generic webhook: Alertmanager POSTs its JSON (alerts with runbook annotations) here.", "alerting", sensitive=True),
+    _S("ALERT_SLACK_WEBHOOK_URL", "", "Slack incoming-webhook URL (https://hooks.slack.com/services/...).", "alerting", sensitive=True),
+    _S("ALERT_SLACK_CHANNEL", "", "Slack channel to post to (e.g. #alerts); empty: the webhook's own channel.", "alerting"),
+    _S("ALERT_DISCORD_WEBHOOK_URL", "", "Discord webhook URL (https://discord.com/api/webhooks/...).", "alerting", sensitive=True),
+    _S("ALERT_EMAIL_TO", "", "E-mail address that receives alerts (needs ALERT_EMAIL_FROM and ALERT_SMTP_SMARTHOST).", "alerting"),
+    _S("ALERT_EMAIL_FROM", "", "Sender address of alert e-mails.", "alerting"),
+    _S("ALERT_SMTP_SMARTHOST", "", "SMTP server as host:port, e.g. smtp.example.com:587.", "alerting"),
+    _S("ALERT_SMTP_USERNAME", "", "SMTP user name; empty: no authentication.", "alerting"),
+    _S("ALERT_SMTP_PASSWORD", "", "SMTP password.", "alerting", sensitive=True),
+    _S("ALERT_SMTP_REQUIRE_TLS", "true", "Require STARTTLS to the SMTP server (true/false).", "alerting"),
+    _S("ALERT_REPEAT_INTERVAL", "4h", "How often a still-firing alert is sent again (Prometheus duration, e.g. 4h, 1d).", "alerting"),
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
     _S("FOUNDRY_CONTAINER_BASE_URL", "", "Foundry Local as containers see it: the service root, plus /catalogs/local when it serves local models. Set by `invoke up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
     _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `invoke up`.", "managed", managed=True),
+    _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
 )
 del _S
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 MANAGED_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.managed)
 SECRET_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.secret)
+SENSITIVE_KEYS: frozenset[str] = frozenset(s.key for s in SETTINGS if s.sensitive)
 
 SECTION_TITLES = {
     "stack": "Stack",
@@ -71,6 +92,7 @@ SECTION_TITLES = {
     "foundry": "Foundry Local",
     "openwebui": "Open WebUI",
     "grafana": "Grafana",
+    "alerting": "Alerting (who is notified; none set = alerts show in status and Grafana only)",
     "managed": "Managed by `invoke up` (discovered; do not edit)",
 }
 
@@ -98,8 +120,10 @@ PROMETHEUS = Service("prometheus", "Prometheus", "PROMETHEUS_PORT", 9090, "PROME
                      volume="prometheus-data")
 GRAFANA = Service("grafana", "Grafana", "GRAFANA_PORT", 3000, "GRAFANA_IMAGE",
                   volume="grafana-data", profile="grafana")
+ALERTMANAGER = Service("alertmanager", "Alertmanager", "ALERTMANAGER_PORT", 9093, "ALERTMANAGER_IMAGE",
+                       volume="alertmanager-data")
 
-SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA)
+SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA, ALERTMANAGER)
 BY_SERVICE: dict[str, Service] = {s.name: s for s in SERVICES}
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 PORT_KEYS: tuple[str, ...] = tuple(s.port_key for s in SERVICES)
@@ -108,6 +132,7 @@ BASE_IMAGE_KEY = "EXPORTER_BASE_IMAGE"  # what the exporter's own image is built
 VOLUMES: tuple[str, ...] = tuple(s.volume for s in SERVICES if s.volume)
 VOLUME_SERVICE: dict[str, str] = {s.volume: s.name for s in SERVICES if s.volume}
 FOUNDRY_PORT_KEY = "FOUNDRY_PORT"
+ALERTMANAGER_CONFIG_KEY = "ALERTMANAGER_CONFIG_DIR"  # managed: where `up` renders alertmanager.yml
 
 # Project files the checks read (the exporter's stack config, Grafana's provisioning).
 EXPORTER_CONFIG = "exporter/config.stack.yml"

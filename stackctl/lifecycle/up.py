@@ -1,7 +1,7 @@
 """`invoke up`: from a fresh clone to a healthy stack, idempotently.
 
 Order matters and each step fails with one line and nothing half-done:
-.env → Docker → compose → Foundry (discover, else serve the embedded one) →
+.env → Alertmanager config → Docker → compose → Foundry (discover, else serve the embedded one) →
 ports → images → Foundry reachable FROM A CONTAINER → compose up → health →
 reconcile Open WebUI's stored connection. Re-running on a healthy, unchanged
 stack changes nothing (compose sees no diff; reconcile sees no diff).
@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 from stackctl import openwebui
+from stackctl.alerting import deploy as alert_config
 from stackctl.config import envfile
-from stackctl.config.settings import OPENWEBUI
+from stackctl.config.settings import ALERTMANAGER, OPENWEBUI
 from stackctl.config.stack import Stack, ensure_stack
 from stackctl.console import Reporter
 from stackctl.docker import compose as composer
@@ -52,6 +53,11 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     stack, added = ensure_stack()
     if added:
         r.ok(f"created {stack.env_file.name} (mode 0600) with {len(added)} settings; secrets generated")
+    # Alertmanager's config from .env, first: a bad ALERT_* value stops here, nothing started.
+    am_env, am_changed = alert_config.render_for(stack)
+    if envfile.set_managed(stack.env_file, am_env) or am_changed:
+        stack = stack.with_env(envfile.load(stack.env_file))
+        r.ok(f"Alertmanager config rendered into {alert_config.config_dir(stack)} (mode 0600)")
     client = engine.client()
     compose = composer.find()
     r.ok(f"Docker Engine reachable; using {compose.label}")
@@ -84,6 +90,8 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
             report=lambda states: st.update(_summary(stack.services, states)),
         )
     r.ok("all services healthy")
+    if alert_config.reload_if_changed(stack, am_changed, ALERTMANAGER.name in own):
+        r.ok("Alertmanager reloaded its new config")
 
     try:
         ui = openwebui.login(openwebui.OpenWebUI(stack.api_url(OPENWEBUI.port_key)),

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackctl import alerting
 from stackctl.config.settings import BY_KEY
 
 Progress = Callable[[str], None]
@@ -66,12 +65,8 @@ OFFICIAL = {
     "PROMETHEUS_IMAGE": BY_KEY["PROMETHEUS_IMAGE"].default,
     "EXPORTER_BASE_IMAGE": BY_KEY["EXPORTER_BASE_IMAGE"].default,
     "GRAFANA_IMAGE": BY_KEY["GRAFANA_IMAGE"].default,
-    "ALERTMANAGER_IMAGE": (BY_KEY.get("ALERTMANAGER_IMAGE") or alerting.BY_KEY["ALERTMANAGER_IMAGE"]).default,
+    "ALERTMANAGER_IMAGE": BY_KEY["ALERTMANAGER_IMAGE"].default,
 }
-# compose reads ALERTMANAGER_IMAGE only once stackctl/config/settings.py declares it (the
-# alerting keys are merged there later); until then ensure_images() leaves it out so
-# the stack's .env stays valid, and ensure_alertmanager() builds the stand-in alone.
-ALERTMANAGER_IN_STACK = "ALERTMANAGER_IMAGE" in BY_KEY
 GRAFANA_UNAVAILABLE = (
     "Grafana cannot be built here (not in Debian; the PyPI/npm packages named grafana "
     "are empty placeholders): the stack runs without its 'grafana' profile"
@@ -337,7 +332,7 @@ def ensure_images(
 ) -> dict[str, str]:
     """The image variables to pass to compose, building stand-ins for what is missing.
 
-    Keys: OPENWEBUI_IMAGE, PROMETHEUS_IMAGE, EXPORTER_BASE_IMAGE, and COMPOSE_PROFILES
+    Keys: OPENWEBUI_IMAGE, PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, EXPORTER_BASE_IMAGE, and COMPOSE_PROFILES
     ("" when Grafana is unavailable, see GRAFANA_UNAVAILABLE) plus GRAFANA_IMAGE when
     the official Grafana image is present locally. Also STACK_BUILD_NETWORK=host: the
     stack's own exporter build pip-installs, and builds reach PyPI only that way here.
@@ -353,9 +348,9 @@ def ensure_images(
         base = base or b.base()
         return base
 
-    recipes = [("OPENWEBUI_IMAGE", openwebui_recipe), ("PROMETHEUS_IMAGE", prometheus_recipe)]
-    if ALERTMANAGER_IN_STACK:
-        recipes.append(("ALERTMANAGER_IMAGE", alertmanager_recipe))
+    # The Alertmanager stand-in is a Debian package on the shared base: ~8 s cold.
+    recipes = [("OPENWEBUI_IMAGE", openwebui_recipe), ("PROMETHEUS_IMAGE", prometheus_recipe),
+               ("ALERTMANAGER_IMAGE", alertmanager_recipe)]
     for key, recipe in recipes:
         if present[key]:
             progress(f"{key}: official {OFFICIAL[key]} is present locally; using it")

@@ -14,7 +14,10 @@ from stackctl.foundry.view import FoundryView
 MODEL = "tiny-chat-generic-cpu:1"
 FOUNDRY = "http://127.0.0.1:52180"
 CONTAINER_OPENAI = "http://host.docker.internal:52180/catalogs/local/v1"
-PORTS = {"OPENWEBUI_PORT": "3000", "PROMETHEUS_PORT": "9090", "EXPORTER_PORT": "9101", "GRAFANA_PORT": "3001"}
+PORTS = {"OPENWEBUI_PORT": "3000", "PROMETHEUS_PORT": "9090", "EXPORTER_PORT": "9101", "GRAFANA_PORT": "3001",
+         "ALERTMANAGER_PORT": "9093"}
+ALERTMANAGERS = {"status": "success", "data": {
+    "activeAlertmanagers": [{"url": "http://alertmanager:9093/api/v2/alerts"}], "droppedAlertmanagers": []}}
 
 
 def view(models: tuple[str, ...] = (MODEL,)) -> FoundryView:
@@ -92,6 +95,8 @@ class FakeStack:
             ("9090", "/api/v1/query"): lambda r: httpx.Response(200, json={"status": "success", "data": {
                 "resultType": "vector", "result": [{"metric": {"__name__": "target_kind:foundry_up:avg_over_time5m"},
                                                     "value": [1, "1"]}]}}),
+            ("9090", "/api/v1/alertmanagers"): lambda r: httpx.Response(200, json=ALERTMANAGERS),
+            ("9093", "/-/healthy"): lambda r: httpx.Response(200, text="OK"),
         }
 
     def _signin(self, r: httpx.Request) -> httpx.Response:

@@ -10,6 +10,7 @@ from stackctl.checks.context import Ctx
 from stackctl.checks.runner import Check, ok
 from stackctl.config import envfile
 from stackctl.config.stack import load_stack
+from stackctl.console import cmd
 
 
 @pytest.fixture
@@ -73,3 +74,59 @@ def test_an_invalid_env_names_the_key_the_value_and_the_rule(env_file):
     bad = [f for f in report.results if f.status == "fail"]
     assert bad and "OPENWEBUI_PORT='abc' is not a port (1-65535)" in bad[0].detail
     assert all("see env above" in f.detail for f in report.results if f.status == "skip")
+
+
+# -- alerting: who is told, and whether Alertmanager runs what .env says -----------------
+
+HOOK = "https://hooks.example.com/services/T0K3N-s3cr3t"
+
+
+def _alerting(env_file, **values):
+    text = env_file.read_text().replace("STACK_STATE_DIR=.state\n",
+                                        f"STACK_STATE_DIR={env_file.parent / 'state'}\n")
+    for k, v in values.items():
+        text = text.replace(f"{k}=\n", f"{k}={v}\n")
+    env_file.write_text(text)
+    stack = load_stack()
+    return stack, list(doctor.check_alerting(Ctx(stack)))
+
+
+def test_no_receiver_warns_that_alerts_reach_nobody_with_the_exact_fix(env_file):
+    stack, found = _alerting(env_file)
+    (nobody, *rest) = found
+    assert nobody.status == "warn" and "alerts reach nobody" in nobody.detail
+    assert nobody.fix == doctor.FIX_NO_RECEIVER
+    for key in ("ALERT_WEBHOOK_URL", "ALERT_SLACK_WEBHOOK_URL", "ALERT_DISCORD_WEBHOOK_URL",
+                "ALERT_EMAIL_TO", "ALERT_EMAIL_FROM", "ALERT_SMTP_SMARTHOST", cmd("up")):
+        assert key in nobody.fix
+    assert [(r.status, r.detail) for r in rest] == [("warn", "Alertmanager's config has not been rendered yet")]
+
+
+def test_configured_receivers_are_named_by_kind_never_by_url(env_file):
+    from stackctl.alerting import deploy
+
+    stack, _ = _alerting(env_file, ALERT_WEBHOOK_URL=HOOK, ALERT_EMAIL_TO="me@example.com",
+                         ALERT_EMAIL_FROM="stack@example.com", ALERT_SMTP_SMARTHOST="smtp.example.com:587")
+    deploy.render_for(stack)
+    found = list(doctor.check_alerting(Ctx(stack)))
+    assert [(r.status, r.detail) for r in found] == [("ok", "alerts are sent to: webhook, email")]
+    assert "T0K3N" not in repr(found)
+
+
+def test_a_config_older_than_env_asks_for_up(env_file):
+    from stackctl.alerting import deploy
+
+    stack, _ = _alerting(env_file)
+    deploy.render_for(stack)
+    _, found = _alerting(env_file, ALERT_WEBHOOK_URL=HOOK)
+    assert [(r.status, r.detail) for r in found] == [
+        ("ok", "alerts are sent to: webhook"),
+        ("warn", "Alertmanager runs with an older config than .env describes")]
+    assert cmd("up") in found[1].fix
+
+
+def test_a_bad_alerting_value_fails_naming_the_key_not_the_value(env_file):
+    _, found = _alerting(env_file, ALERT_SLACK_WEBHOOK_URL="hooks.slack.com/services/T0K3N-s3cr3t")
+    (r,) = found
+    assert r.status == "fail" and r.detail.startswith("ALERT_SLACK_WEBHOOK_URL in .env is not an http(s) URL")
+    assert "T0K3N" not in repr(found)

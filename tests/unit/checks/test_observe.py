@@ -125,19 +125,47 @@ def test_grafana_health_datasource_and_dashboards(make_ctx, fake):
 ])
 def test_grafana_failures(make_ctx, fake, kw, words):
     _grafana(fake, **kw)
-    res = runner.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana"))
+    res = runner.run_checks(smoke_observe.CHECKS[2:3], make_ctx(COMPOSE_PROFILES="grafana"))
     (r,) = res.results
     assert r.status == FAIL and words in r.detail and r.fix
 
 
 def test_grafana_in_the_profiles_but_not_answering_fails(make_ctx):
-    (r,) = runner.run_checks(smoke_observe.CHECKS[2:], make_ctx(COMPOSE_PROFILES="grafana")).results
+    (r,) = runner.run_checks(smoke_observe.CHECKS[2:3], make_ctx(COMPOSE_PROFILES="grafana")).results
     assert r.status == FAIL and "does not answer" in r.detail and "./stack logs grafana" in r.fix
 
 
 def test_observability_checks_all_pass_on_a_healthy_fake(make_ctx):
     res = runner.run_checks(smoke_observe.CHECKS[:2], make_ctx())
     assert [r.status for r in res.results] == [OK, OK]
+
+
+def test_alertmanager_healthy_and_fed_by_prometheus(make_ctx):
+    detail = smoke_observe.check_alertmanager(make_ctx())
+    assert detail == ("http://127.0.0.1:9093 healthy; Prometheus sends its alerts to "
+                      "http://alertmanager:9093/api/v2/alerts")
+
+
+def test_alertmanager_not_answering_fails_with_its_fix(make_ctx, fake):
+    del fake.routes[("9093", "/-/healthy")]
+    (r,) = runner.run_checks(smoke_observe.CHECKS[3:], make_ctx()).results
+    assert (r.name, r.status) == ("alertmanager", FAIL)
+    assert "does not answer" in r.detail and "logs alertmanager" in r.fix
+
+
+@pytest.mark.parametrize(("payload", "words"), [
+    ({"data": {"activeAlertmanagers": [], "droppedAlertmanagers": []}},
+     "Prometheus sends alerts to no Alertmanager; expected alertmanager:9093"),
+    ({"data": {"activeAlertmanagers": [{"url": "http://elsewhere:9093/api/v2/alerts"}],
+               "droppedAlertmanagers": [{"url": "http://alertmanager:9093/api/v2/alerts"}]}},
+     "Prometheus sends alerts to http://elsewhere:9093/api/v2/alerts (dropped: "
+     "http://alertmanager:9093/api/v2/alerts); expected alertmanager:9093"),
+])
+def test_prometheus_not_sending_to_the_stacks_alertmanager_fails(make_ctx, fake, payload, words):
+    fake.routes[("9090", "/api/v1/alertmanagers")] = lambda r: httpx.Response(200, json=payload)
+    with pytest.raises(Failed) as err:
+        smoke_observe.check_alertmanager(make_ctx())
+    assert err.value.detail == words and "prometheus.yml" in err.value.fix
 
 
 class _Clock:

@@ -69,7 +69,8 @@ def test_compose_accepts_the_file(argv, tmp_path):
     env = tmp_path / ".env"
     envfile.ensure(env)
     envfile.set_managed(env, {"FOUNDRY_CONTAINER_BASE_URL": "http://host.docker.internal:1",
-                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
+                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1",
+                              "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
     cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
                          "--env-file", str(env), "--profile", "grafana", "config"],
                         capture_output=True, text=True, cwd=REPO)

@@ -4,9 +4,6 @@ All capabilities dropped (only a listed few added back, each with its reason),
 no-new-privileges, never privileged, and a read-only root filesystem for every
 service whose image was seen to work with one. A service that is neither in
 READ_ONLY nor in WRITABLE_ROOT fails the test: a new service has to decide.
-
-The alertmanager service lives in alertmanager/compose.yaml (an override file)
-until its .env keys join stackctl/config/settings.py; it is checked here all the same.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ import yaml
 from stackctl.config import envfile
 
 REPO = Path(__file__).resolve().parents[3]
-COMPOSE_FILES = (REPO / "compose.yaml", REPO / "alertmanager" / "compose.yaml")
+COMPOSE_FILES = (REPO / "compose.yaml",)
 
 READ_ONLY = {"exporter", "prometheus", "alertmanager"}
 WRITABLE_ROOT = {
@@ -99,7 +96,7 @@ def test_a_mutated_copy_of_the_file_fails(tmp_path: Path) -> None:
     mutated.write_text(text.replace('  security_opt: ["no-new-privileges:true"]\n', "", 1))
     problems = hardening_problems(services([mutated]))
     assert problems == [f"{n}: security_opt lacks no-new-privileges:true"
-                        for n in ("open-webui", "exporter", "prometheus", "grafana")]
+                        for n in ("open-webui", "exporter", "prometheus", "grafana", "alertmanager")]
 
 
 def test_a_new_service_must_choose(tmp_path: Path) -> None:
@@ -116,14 +113,12 @@ def _compose_binaries() -> list[str]:
     return found
 
 
-def test_both_compose_lines_keep_the_hardening_with_the_alertmanager_override(tmp_path: Path) -> None:
+def test_both_compose_lines_keep_the_hardening(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     envfile.ensure(env)
     envfile.set_managed(env, {"FOUNDRY_CONTAINER_BASE_URL": "http://host.docker.internal:1",
-                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
-    with env.open("a") as f:  # the alerting keys, until settings.py declares them
-        f.write(f"ALERTMANAGER_IMAGE=prom/alertmanager:v0.28.1\nALERTMANAGER_PORT=9093\n"
-                f"ALERTMANAGER_CONFIG_DIR={tmp_path / 'alertmanager'}\n")
+                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1",
+                              "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
     for binary in _compose_binaries():
         cp = subprocess.run([binary, "--project-directory", str(REPO),
                              *[a for f in COMPOSE_FILES for a in ("-f", str(f))],

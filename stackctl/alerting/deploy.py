@@ -1,0 +1,40 @@
+"""What `invoke up` does for Alertmanager: render its config from .env into the
+state dir (before anything starts, so a bad value stops `up` with nothing
+started), and reload a running Alertmanager when the config changed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stackctl.alerting.render import ensure_config, render, timings_from
+from stackctl.config.settings import ALERTMANAGER, ALERTMANAGER_CONFIG_KEY
+from stackctl.config.stack import private_dir
+
+
+def config_dir(stack) -> Path:
+    """<STACK_STATE_DIR>/alertmanager: 0700, holds the rendered config (secrets)."""
+    return stack.state_dir / ALERTMANAGER.name
+
+
+def render_for(stack) -> tuple[dict[str, str], bool]:
+    """Render the config for ``stack`` (a config.stack.Stack); return the managed .env
+    update (ALERTMANAGER_CONFIG_DIR) and whether the file changed. UsageError naming
+    the key on a bad value, nothing written."""
+    folder = config_dir(stack)
+    timings = timings_from(os.environ)
+    render(stack.env, timings=timings)  # refuse a bad value before creating anything
+    private_dir(stack.state_dir)
+    _, changed = ensure_config(folder, stack.env, timings=timings)
+    return {ALERTMANAGER_CONFIG_KEY: str(folder)}, changed
+
+
+def reload_if_changed(stack, changed: bool, was_running: bool) -> bool:
+    """POST /-/reload when the config changed under an Alertmanager that was already
+    running (a fresh one read the new file at start). True if it reloaded."""
+    if not (changed and was_running):
+        return False
+    from stackctl.alerting.client import for_stack
+
+    for_stack(stack).reload()
+    return True
