@@ -150,7 +150,7 @@ def test_alerts_test_delivers_with_the_runbook_and_shows_no_secret(stack, receiv
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert "webhook: delivered" in cp.stdout
     assert TOKEN not in cp.stdout + cp.stderr
-    (note, alert), *_ = receiver.received.alerts(TEST_ALERTNAME)
+    (_, alert), *_ = receiver.received.alerts(TEST_ALERTNAME)
     assert alert["annotations"]["runbook"].startswith("README.md#alerting")
     assert "alerts --test" in alert["annotations"]["runbook"]
     assert f"/hook/{TOKEN}" in receiver.received.paths()
@@ -207,7 +207,7 @@ def test_foundry_down_notifies_once_its_symptoms_are_inhibited_and_it_resolves(s
                "startsAt": now}
     t_post = time.monotonic()
     _post(stack, [down, symptom])
-    (note, alert), = wait_for(lambda: got.alerts("FoundryLocalDown"), "the FoundryLocalDown notification",
+    (_, alert), = wait_for(lambda: got.alerts("FoundryLocalDown"), "the FoundryLocalDown notification",
                               timeout=30)
     t_notified = time.monotonic() - t_post
     assert alert["labels"]["target"] == target

@@ -45,7 +45,7 @@ def test_renders_private_config_once_and_again_only_on_change(tmp_path):
 
 def test_a_bad_value_writes_nothing_not_even_the_state_dir(tmp_path):
     stack = make_stack(tmp_path, ALERT_WEBHOOK_URL="host.docker.internal/hook")
-    with pytest.raises(UsageError, match="^ALERT_WEBHOOK_URL in .env is not an http"):
+    with pytest.raises(UsageError, match=r"^ALERT_WEBHOOK_URL in \.env is not an http"):
         deploy.render_for(stack)
     assert not (tmp_path / "state").exists()
 
@@ -58,7 +58,7 @@ def test_test_only_timing_knobs_shorten_the_waits_and_refuse_typos(tmp_path, mon
     route = yaml.safe_load((deploy.config_dir(stack) / "alertmanager.yml").read_text())["route"]
     assert (route["group_wait"], route["group_interval"]) == ("1s", "5s")
     assert timings_from({}) == timings_from({"STACK_TEST_ALERT_GROUP_WAIT": " "})
-    with pytest.raises(UsageError, match="STACK_TEST_ALERT_GROUP_WAIT='1 sec'"):
+    with pytest.raises(UsageError, match=r"STACK_TEST_ALERT_GROUP_WAIT='1 sec'"):
         timings_from({"STACK_TEST_ALERT_GROUP_WAIT": "1 sec"})
 
 

@@ -92,7 +92,7 @@ def _alerting(env_file, **values):
 
 
 def test_no_receiver_warns_that_alerts_reach_nobody_with_the_exact_fix(env_file):
-    stack, found = _alerting(env_file)
+    _, found = _alerting(env_file)
     (nobody, *rest) = found
     assert nobody.status == "warn" and "alerts reach nobody" in nobody.detail
     assert nobody.fix == doctor.FIX_NO_RECEIVER
