@@ -6,8 +6,10 @@ uploaded files that rows point at). The backup API would make webui.db alone
 consistent and leave the rest torn against it; stopping Open WebUI for the copy
 makes the whole volume one point in time (the architecture's "back up cold").
 The cost is a short outage: stop, copy, start, wait until healthy again (about
-as long as an Open WebUI start). With --include-metrics Prometheus (and Grafana)
-are stopped the same way, since a live TSDB copy is torn too. Services that were
+as long as an Open WebUI start). With --include-metrics every other volume of
+settings.VOLUMES is copied too, its service stopped the same way: Prometheus (a
+live TSDB copy is torn too), Grafana, and Alertmanager (silences and the
+notification log; no notifications go out for those seconds). Services that were
 not running are not started.
 
 The volumes are read through a created-but-never-started container of the
