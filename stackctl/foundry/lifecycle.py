@@ -111,7 +111,7 @@ def serve(
         state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python)
         try:
             _wait_http_ready(state, http)
-        except StackError:
+        except BaseException:  # not ready, or Ctrl-C: serve failed, so no server is left running
             _terminate_pid(state.pid, state.create_time, state.boot_time, STOP_TIMEOUT_S)
             state_mod.remove(paths, expected_pid=state.pid)
             raise
@@ -178,9 +178,13 @@ def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_e
             )
         finally:
             os.close(write_fd)
-    launcher.wait(timeout=30)  # returns at once: the server forked away (--detach)
     events: queue.Queue[Event | None] = queue.Queue()
     threading.Thread(target=_pump, args=(read_fd, events), daemon=True).start()
+    try:
+        launcher.wait(timeout=30)  # returns at once: the server forked away (--detach)
+    except KeyboardInterrupt:
+        _stop_unannounced(events)
+        raise
     return _follow(paths, events, startup_timeout, on_event)
 
 
@@ -202,6 +206,8 @@ def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) 
         except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
             if server_pid:
                 _terminate_pid(server_pid, server_created, server_boot, STOP_TIMEOUT_S)
+            else:
+                _stop_unannounced(events)
             raise
         except queue.Empty:
             if server_pid:
@@ -221,6 +227,23 @@ def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) 
             raise StackError(event.message, exit_code=event.code)
         if event.kind == READY:
             return ServerState.from_json(json.dumps(event.state))
+
+
+def _stop_unannounced(events: queue.Queue, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Ctrl-C before the server announced itself: wait (bounded) for its first event,
+    which carries its identity, and stop it — else it would start unwatched."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            event = events.get(timeout=left)
+        except queue.Empty:
+            return
+        if event is None:  # it exited
+            return
+        if event.state.get("pid"):
+            _terminate_pid(int(event.state["pid"]), event.state.get("create_time"), event.state.get("boot_time"),
+                           STOP_TIMEOUT_S)
+            return
 
 
 def _log_tail(paths: FoundryPaths) -> str:

@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from stackctl.config import envfile
 from stackctl.foundry import lifecycle
 from stackctl.foundry.paths import FoundryPaths
-from stackctl.foundry.state import read
+from stackctl.foundry.state import SERVER_MODULE, read
 from stackctl.lock import Holder, clock, lock_path
 from tests.integration.foundry.test_tasks import INVOKE, invoke, one_line_error
 from tests.plugins.common import REPO, free_port, wait_for
@@ -111,3 +113,39 @@ def _holder_is(state_dir: Path, pid: int) -> Holder | None:
     path = lock_path(state_dir)
     holder = Holder.parse(path.read_text()) if path.exists() else None
     return holder if holder is not None and holder.pid == pid else None
+
+
+def test_ctrl_c_releases_the_lock_and_leaves_no_half_started_server(tmp_path):
+    """SIGINT to a real `invoke foundry.serve` while it holds the lock and its server is
+    starting: the lock is released cleanly (no record left for a take-over) and the
+    half-started server is stopped (its own process identity, from its first event)."""
+    env_file = own_env(tmp_path)
+    serve = subprocess.Popen(
+        [INVOKE, "-r", str(REPO), "foundry.serve", "--model-path", str(TINY_MODEL_DIR), "--port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, STACK_ENV_FILE=str(env_file)))
+    try:
+        wait_for(lambda: _holder_is(tmp_path, serve.pid) and server_processes(tmp_path),
+                 "serve holding the lock, its server process started", timeout=60, interval=0.01)
+        serve.send_signal(signal.SIGINT)
+        _out, err = serve.communicate(timeout=120)
+        assert serve.returncode != 0, err
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=30)
+    assert lock_path(tmp_path).read_text() == ""
+    assert server_processes(tmp_path) == []
+    assert "received SIGTERM" in FoundryPaths(tmp_path).log_file.read_text()  # it was started, then stopped
+    assert read(FoundryPaths(tmp_path)) is None
+    after = invoke(tmp_path, "foundry.stop")  # the lock is free: it runs and finds nothing
+    assert one_line_error(after).startswith("error: no embedded Foundry Local server is running in ")
+
+
+def server_processes(state_dir: Path) -> list[int]:
+    """Live embedded-server processes of ``state_dir`` (psutil: `ps` output is cut at $COLUMNS)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        argv = proc.info["cmdline"] or []
+        if SERVER_MODULE in argv and str(state_dir) in argv and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc.pid)
+    return found
