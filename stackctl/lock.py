@@ -179,8 +179,13 @@ def stack_lock(state_dir: Path, command: str, *, on_note: Callable[[str], None] 
             with _guard:
                 entry[1] -= 1
         return
-    private_dir(path.parent)
-    fh = _acquire(path)
+    try:
+        private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:  # e.g. made by `sudo invoke up`: root's now
+        raise StackError(f"cannot open the stack lock {path}: {err.strerror} — if a command ran with sudo, give "
+                         f"the folder back (`sudo chown -R $USER {path.parent}`), then retry") from None
+    fh = _acquire(path, fd)
     try:
         previous = Holder.parse(fh.read())
         me = Holder(pid=os.getpid(), created=start_time(os.getpid()) or 0.0, command=command,
@@ -225,8 +230,7 @@ def locked(command: str):
 # -- OS locking ------------------------------------------------------------------------
 
 
-def _acquire(path: Path):
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _acquire(path: Path, fd: int):
     fh = os.fdopen(fd, "r+", encoding="utf-8")
     try:
         if sys.platform == "win32":  # pragma: no cover - Windows only

@@ -64,6 +64,7 @@ class ServerStatus:
     answering: bool = False
     loaded_models: tuple[str, ...] = ()
     stale: ServerState | None = None  # a dead server's state file, removed just now
+    stale_why: str = ""  # why it was stale (gone, pid reused, another program), in words
     problem: str = ""
 
 
@@ -310,9 +311,11 @@ def _stale_note(found: state_mod.Found) -> str:
 def status(state_dir: Path, *, http: httpx.Client | None = None) -> ServerStatus:
     """Is the embedded server running, answering, and serving its model?"""
     paths = FoundryPaths(Path(state_dir).resolve())
-    live, stale = state_mod.read_live(paths)
+    found = state_mod.check(paths)
+    live = found.live
     if live is None:
-        return ServerStatus(running=False, stale=stale, problem=f"no embedded Foundry Local server is running in {paths.root}")
+        return ServerStatus(running=False, stale=found.stale, stale_why=found.why,
+                            problem=f"no embedded Foundry Local server is running in {paths.root}")
     client = http or httpx.Client(timeout=httpx.Timeout(5.0), trust_env=False)
     try:
         found = discovery.probe(client, "embedded", live.root_url)

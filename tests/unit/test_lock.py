@@ -6,9 +6,11 @@ test waits for conditions ("held" on its stdout, its exit), never for time."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -149,3 +151,25 @@ def test_holder_record_garbage_is_no_holder():
     for text in ("", "{", "[]", '{"pid": "x"}'):
         assert Holder.parse(text) is None
     assert clock(time.time()).count(":") == 2
+
+
+def test_a_lock_another_user_owns_is_one_clear_error_not_a_traceback(tmp_path):
+    """`sudo invoke up` left root's 0700 state dir: another user gets a StackError (the
+    edge prints it as one line), never a PermissionError."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root to run a process as another user (nobody)")
+    state_dir = Path(tempfile.mkdtemp(prefix="stackctl-root-state-"))  # root's, 0700
+    try:
+        with stack_lock(state_dir, "invoke up"):
+            pass
+        code = ("import sys\nfrom stackctl.errors import StackError\nfrom stackctl.lock import stack_lock\n"
+                "try:\n    with stack_lock(sys.argv[1], 'invoke down'): pass\n"
+                "except StackError as err:\n    print(err)\n")
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                               "-c", code, str(state_dir)], cwd=REPO, capture_output=True, text=True,
+                              timeout=60, check=False, env=dict(os.environ, HOME="/tmp"))
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert done.stdout.startswith(f"cannot open the stack lock {state_dir}/stack.lock: ")
+        assert done.stdout.rstrip().endswith(f"(`sudo chown -R $USER {state_dir}`), then retry")
+    finally:
+        shutil.rmtree(state_dir)

@@ -150,3 +150,13 @@ def test_a_wall_clock_step_since_the_server_started_does_not_make_it_a_stranger(
     # …while the same shift without the boot time to explain it is another process
     state.write(paths, replace(st, boot_time=None))
     assert state.check(paths).stale is not None
+
+
+def test_status_says_why_a_state_was_stale(tmp_path, make_state, stranger):
+    from stackctl.foundry import lifecycle
+
+    state.write(FoundryPaths(tmp_path), make_state(tmp_path, pid=stranger.pid))
+    st = lifecycle.status(tmp_path)
+    assert not st.running and st.stale.pid == stranger.pid
+    assert st.stale_why == f"pid {stranger.pid} runs `sleep 300`, not the embedded server"
+    assert stranger.poll() is None
