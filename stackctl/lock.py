@@ -56,7 +56,7 @@ def start_time(pid: int) -> float | None:
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         return proc.create_time()
-    except (psutil.NoSuchProcess, ValueError):
+    except (psutil.Error, ValueError):  # gone, or unreadable (AccessDenied): not verifiable, never ours
         return None
 
 
@@ -81,7 +81,7 @@ def same_process(pid: int, created: float | None, boot: float | None = None) -> 
         if abs(now - created) > START_TIME_SLACK_S:
             return None
         return proc
-    except (psutil.NoSuchProcess, ValueError):
+    except (psutil.Error, ValueError):  # gone, or unreadable (AccessDenied): not verifiable, never ours
         return None
 
 
