@@ -13,13 +13,16 @@ import io
 import json
 import stat
 import tarfile
+import time
 
 import docker
 import pytest
 
 from stackctl import openwebui
+from stackctl.config import envfile
 from stackctl.day2.archive import verify
 from stackctl.docker import engine
+from stackctl.errors import StackError
 from tests.plugins.common import wait_for
 from tests.plugins.stack import STACK_MODEL_ID
 
@@ -285,3 +288,104 @@ def test_bench_direct_and_through_open_webui(e2e_stack, up, tmp_path_factory):
     assert doc["openwebui_overhead_ratio"][TINY] > 0
     assert "Open WebUI overhead for" in cp.stdout
     assert {p.name for p in out.iterdir()} == {"bench.json", "bench.csv", "bench.md", "bench.png"}
+
+
+# -- issue 13: a cold copy, "did not come back", credentials and disaster recovery ------------
+
+CREDENTIALS = ("WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")
+
+
+def _container_events(s, since: float, until: float) -> list[tuple[int, str, str]]:
+    """(time, who, action) for the stack's Open WebUI container and the backup's volume
+    reader, from the Docker Engine's own event log."""
+    project = s.env["COMPOSE_PROJECT_NAME"]
+    out = []
+    for ev in docker.from_env().events(since=int(since), until=int(until) + 1, decode=True,
+                                       filters={"type": "container"}):
+        attrs = ev.get("Actor", {}).get("Attributes", {})
+        if attrs.get("com.docker.compose.project") == project and attrs.get("com.docker.compose.service") == "open-webui":
+            who = "open-webui"
+        elif attrs.get("name", "").startswith(f"{project}-day2-export-"):
+            who = "reader"
+        else:
+            continue
+        out.append((ev["timeNano"], who, ev["Action"]))
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def impatient_backup(e2e_stack, up, tmp_path_factory):
+    """`backup --no-secrets --timeout 1`: Open WebUI cannot be healthy again within 1 s (a
+    real start takes ~10 s), so the command takes its "did not come back" path."""
+    out = tmp_path_factory.mktemp("impatient")
+    since = time.time() - 1
+    cp = e2e_stack.invoke("backup", "--no-secrets", "--timeout", "1", "--out", str(out))
+    events = _container_events(e2e_stack, since, time.time())
+    wait_for(lambda: states(e2e_stack)["open-webui"].ok, "open-webui healthy again after the backup")
+    return cp, out, events
+
+
+def test_the_backup_is_taken_cold(impatient_backup):
+    """Open WebUI is stopped before the volume reader exists and starts only after it is gone."""
+    _, _, events = impatient_backup
+    reader = [t for t, who, _ in events if who == "reader"]
+    assert reader, events  # the volume was read through a throwaway container
+    first, last = min(reader), max(reader)
+    before = [a for t, who, a in events if who == "open-webui" and t < first]
+    during = [a for t, who, a in events if who == "open-webui" and first <= t <= last]
+    after = [a for t, who, a in events if who == "open-webui" and t > last]
+    assert "die" in before and before[-1] in ("die", "stop"), events  # stopped before the copy
+    assert during == [], events  # nothing started it while the copy ran
+    assert "start" in after, events  # started again afterwards
+
+
+def test_a_service_that_does_not_come_back_fails_the_backup_naming_the_complete_archive(e2e_stack, impatient_backup):
+    cp, out, _ = impatient_backup
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    errors = [ln for ln in cp.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, cp.stderr
+    [archive] = out.glob("*.tar.gz")
+    assert "open-webui did not come back after the copy (not healthy after 1s" in errors[0]
+    assert f"the backup itself is complete: {archive}" in errors[0]
+    assert verify(archive).files  # complete and verified, as the message says
+
+
+def test_backup_no_secrets_leaves_the_credentials_out(e2e_stack, impatient_backup):
+    cp, out, _ = impatient_backup
+    [archive] = out.glob("*.tar.gz")
+    assert verify(archive).secrets == {}
+    raw = gzip.decompress(archive.read_bytes())
+    env = e2e_stack.env
+    for key in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD"):
+        assert env[key].encode() not in raw, key
+        assert env[key] not in cp.stdout + cp.stderr, key
+
+
+def test_disaster_recovery_on_a_fresh_env_signs_in_with_the_backups_password(e2e_stack, archive, chats):
+    carried = verify(archive).secrets  # the module's backup, taken with default options
+    old = e2e_stack.env
+    assert {k: carried[k] for k in CREDENTIALS} == {k: old[k] for k in CREDENTIALS}
+    # A new machine: no data, and a fresh clone's .env with newly generated secrets.
+    assert e2e_stack.invoke("down", "--volumes", "--yes").returncode == 0
+    lines = [ln for ln in e2e_stack.env_file.read_text().splitlines()
+             if ln.split("=", 1)[0] not in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")]
+    e2e_stack.env_file.write_text("\n".join(lines) + "\n")
+    envfile.ensure(e2e_stack.env_file)
+    fresh = e2e_stack.env
+    assert fresh["WEBUI_ADMIN_PASSWORD"] != carried["WEBUI_ADMIN_PASSWORD"]
+
+    cp = e2e_stack.invoke("restore", str(archive), "--yes")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "credentials from the backup written to .env: " in cp.stdout
+    assert not any(carried[k] in cp.stdout + cp.stderr or fresh[k] in cp.stdout + cp.stderr
+                   for k in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY"))
+    after = e2e_stack.env
+    assert {k: after[k] for k in CREDENTIALS} == {k: carried[k] for k in CREDENTIALS}
+    assert {k: v for k, v in after.items() if k not in CREDENTIALS} == \
+        {k: v for k, v in fresh.items() if k not in CREDENTIALS}  # every other key as it was
+    assert stat.S_IMODE(e2e_stack.env_file.stat().st_mode) == 0o600
+    ui = openwebui.OpenWebUI(e2e_stack.url("OPENWEBUI_PORT"))
+    with pytest.raises(StackError):
+        ui.signin(carried["WEBUI_ADMIN_EMAIL"], fresh["WEBUI_ADMIN_PASSWORD"])  # the fresh one opens nothing
+    assert ui.signin(carried["WEBUI_ADMIN_EMAIL"], carried["WEBUI_ADMIN_PASSWORD"])  # the backup's does
+    assert_chats_back(e2e_stack, chats)
