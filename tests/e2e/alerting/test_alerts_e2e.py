@@ -16,20 +16,25 @@ What is real and what is shortened (module budget: 3 minutes):
   Alertmanager as firing, together with a symptom alert it inhibits. Exactly one
   notification (FoundryLocalDown) arrives; Foundry restarted and the alert resolved,
   a resolved notification arrives. The full path Foundry stop → notification with
-  the shipped timings is measured by hand (README, Alerting).
+  the shipped timings is measured by measure_fault_to_notification.py (README, Alerting).
+- Alertmanager SIGKILLed (after its maintenance tick wrote a silence made early in
+  the module) is restarted by its restart policy and still has the silence.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import docker
 import httpx
 import pytest
 
@@ -137,7 +142,26 @@ def test_up_renders_a_private_config_and_alertmanager_is_healthy(stack):
     print(f"\n`invoke up` with Alertmanager: {stack.up_seconds:.1f}s")
 
 
-def test_prometheus_sends_its_alerts_to_the_stacks_alertmanager(stack):
+def _am_metric(s: E2EStack, name: str) -> float:
+    text = httpx.get(_am(s) + "/metrics", timeout=5).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+@pytest.fixture(scope="module")
+def silence(stack):
+    """A silence made early: the module's later tests give Alertmanager's 1-minute
+    maintenance tick time to write it to the volume before the SIGKILL test."""
+    snapshots = _am_metric(stack, "alertmanager_silences_snapshot_duration_seconds_count")
+    now = datetime.now(UTC)
+    r = httpx.post(_am(stack) + "/api/v2/silences", timeout=5, json={
+        "matchers": [{"name": "alertname", "value": "E2ESilenced", "isRegex": False}],
+        "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "e2e", "comment": "kept across a SIGKILL"})
+    r.raise_for_status()
+    return r.json()["silenceID"], snapshots
+
+
+def test_prometheus_sends_its_alerts_to_the_stacks_alertmanager(stack, silence):
     def active():
         r = httpx.get(stack.url("PROMETHEUS_PORT") + "/api/v1/alertmanagers", timeout=5).json()
         return [a["url"] for a in r["data"]["activeAlertmanagers"] if ":9093/" in a["url"]]
@@ -237,3 +261,19 @@ def test_foundry_down_notifies_once_its_symptoms_are_inhibited_and_it_resolves(s
     wait_for(lambda: got.alerts("FoundryLocalDown", "resolved"), "the resolved notification", timeout=30)
     print(f"\nFoundry stop → Prometheus pending FoundryLocalDown: {t_pending:.1f}s; "
           f"alert posted → webhook notified (group_wait 1s): {t_notified:.1f}s")
+
+
+def test_sigkilled_alertmanager_restarts_and_keeps_its_silences(stack, silence):
+    silence_id, snapshots_before = silence
+    # The silence is on disk once a maintenance tick (1 min, compose.yaml) has run since.
+    wait_for(lambda: _am_metric(stack, "alertmanager_silences_snapshot_duration_seconds_count")
+             > snapshots_before, "a silences snapshot after the silence was made", timeout=90)
+    c = docker.from_env()
+    ctr = c.containers.get(states(stack)["alertmanager"].container)
+    restarts = ctr.attrs["RestartCount"]
+    os.kill(ctr.attrs["State"]["Pid"], signal.SIGKILL)
+    wait_for(lambda: c.containers.get(ctr.id).attrs["RestartCount"] > restarts,
+             "alertmanager restarted by its restart policy", timeout=60)
+    wait_for(lambda: states(stack)["alertmanager"].ok, "alertmanager healthy again", timeout=90)
+    kept = httpx.get(f"{_am(stack)}/api/v2/silence/{silence_id}", timeout=5)
+    assert kept.status_code == 200 and kept.json()["status"]["state"] == "active", kept.text
