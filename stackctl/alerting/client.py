@@ -329,12 +329,16 @@ class DeliveryReport:
 def run_test(stack, *, deadline_s: float = TEST_DEADLINE_S) -> DeliveryReport:
     """`alerts --test`: the synthetic alert through the stack's Alertmanager to the
     receivers .env configures; on a failure the reason from its log, redacted."""
-    from stackctl.alerting.render import enabled_receivers
+    from stackctl.alerting.render import config_is_current, enabled_receivers
     from stackctl.config.settings import ALERTMANAGER, SENSITIVE_KEYS
 
     kinds = enabled_receivers(stack.env)
     if not kinds:
         return DeliveryReport(None, {})
+    if not config_is_current(stack):  # the test would prove the old receivers, not .env's
+        raise StackError(f"Alertmanager runs an older config than .env describes — run "
+                         f"`{cmd('up')}` first (it renders the config and reloads Alertmanager)",
+                         exit_code=2)
     result = send_test(for_stack(stack), kinds, deadline_s=deadline_s)
     reasons: dict[str, str] = {}
     if not result.delivered:

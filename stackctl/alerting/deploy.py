@@ -5,16 +5,17 @@ started), and reload a running Alertmanager when the config changed."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from stackctl.alerting.render import ensure_config, render, timings_from
-from stackctl.config.settings import ALERTMANAGER, ALERTMANAGER_CONFIG_KEY
+from stackctl.alerting.client import for_stack
+from stackctl.alerting.render import (
+    config_dir,
+    config_is_current,
+    ensure_config,
+    render,
+    timings_from,
+)
+from stackctl.config.settings import ALERTMANAGER_CONFIG_KEY
 from stackctl.config.stack import private_dir
-
-
-def config_dir(stack) -> Path:
-    """<STACK_STATE_DIR>/alertmanager: 0700, holds the rendered config (secrets)."""
-    return stack.state_dir / ALERTMANAGER.name
 
 
 def render_for(stack) -> tuple[dict[str, str], bool]:
@@ -34,7 +35,8 @@ def reload_if_changed(stack, changed: bool, was_running: bool) -> bool:
     running (a fresh one read the new file at start). True if it reloaded."""
     if not (changed and was_running):
         return False
-    from stackctl.alerting.client import for_stack
-
     for_stack(stack).reload()
     return True
+
+
+__all__ = ["config_dir", "config_is_current", "reload_if_changed", "render_for"]

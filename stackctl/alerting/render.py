@@ -273,3 +273,16 @@ def ensure_config(directory: Path, env: Mapping[str, str], **render_options) -> 
         os.chmod(directory, 0o700)
         return target, False
     return write_config(directory, env, **render_options), True
+
+
+def config_dir(stack) -> Path:
+    """<STACK_STATE_DIR>/alertmanager of ``stack`` (a config.stack.Stack): 0700, holds the
+    rendered config (secrets); compose mounts it as ALERTMANAGER_CONFIG_DIR."""
+    return stack.state_dir / ALERTMANAGER.name
+
+
+def config_is_current(stack) -> bool:
+    """Whether the rendered config is what .env describes now (UsageError on a bad value)."""
+    rendered = config_dir(stack) / CONFIG_NAME
+    text = render(stack.env, timings=timings_from(os.environ))
+    return rendered.is_file() and rendered.read_text(encoding="utf-8") == text

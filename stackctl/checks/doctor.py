@@ -152,7 +152,7 @@ def check_alerting(ctx: Ctx) -> Iterator[Result]:
     config Alertmanager runs with is the one .env describes."""
     assert ctx.stack is not None
     try:
-        text = render(ctx.stack.env, timings=timings_from(os.environ))
+        render(ctx.stack.env, timings=timings_from(os.environ))
         kinds = enabled_receivers(ctx.stack.env)
     except UsageError as err:  # names the key, never a sensitive value
         yield fail("alerting", str(err), f"correct that line in .env, then `{cmd('up')}`")
@@ -162,10 +162,9 @@ def check_alerting(ctx: Ctx) -> Iterator[Result]:
     else:
         yield warn("alerting", "no alert receiver is set: alerts reach nobody (they show only in "
                    f"`{cmd('alerts')}` and Grafana)", FIX_NO_RECEIVER)
-    rendered = deploy.config_dir(ctx.stack) / CONFIG_NAME
-    if not rendered.is_file():
+    if not (deploy.config_dir(ctx.stack) / CONFIG_NAME).is_file():
         yield warn("alerting", "Alertmanager's config has not been rendered yet", f"`{cmd('up')}`")
-    elif rendered.read_text(encoding="utf-8") != text:
+    elif not deploy.config_is_current(ctx.stack):
         yield warn("alerting", "Alertmanager runs with an older config than .env describes",
                    f"`{cmd('up')}` (renders it and reloads Alertmanager)")
 

@@ -111,3 +111,18 @@ def test_up_stops_on_a_bad_alerting_value_before_docker_or_foundry(tmp_path, mon
     assert str(err.value).startswith("ALERT_RECEIVERS in .env names an unknown receiver kind 'pager'")
     assert err.value.exit_code == 2
     assert not (tmp_path / "state" / ALERTMANAGER.name).exists()
+
+
+def test_alerts_test_refuses_while_alertmanager_runs_an_older_config(tmp_path):
+    from stackctl.alerting import client
+    from stackctl.errors import StackError
+
+    stack = make_stack(tmp_path, ALERT_WEBHOOK_URL=HOOK)
+    assert not deploy.config_is_current(stack)  # never rendered
+    deploy.render_for(stack)
+    assert deploy.config_is_current(stack)
+    newer = stack.with_env({**stack.env, "ALERT_WEBHOOK_URL": HOOK + "-new"})
+    with pytest.raises(StackError) as err:
+        client.run_test(newer)  # refused before any HTTP: ALERTMANAGER_PORT points nowhere
+    assert str(err.value).startswith("Alertmanager runs an older config than .env describes")
+    assert err.value.exit_code == 2 and "T0K3N" not in str(err.value)
