@@ -58,8 +58,9 @@ def pct(values: list[float], q: float) -> float:
 
 def start_foundry(state_dir: Path) -> tuple[str, str]:
     try:
-        from stackctl.foundry import serve
         import foundry_local_sdk  # noqa: F401 -- the embedded server needs it
+
+        from stackctl.foundry import serve
     except ImportError as exc:
         raise SystemExit(f"cannot start the embedded Foundry ({exc}); run ./stack once to make "
                          ".venv (it installs the foundry extra), or pass --foundry-url URL "

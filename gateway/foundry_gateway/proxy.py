@@ -225,6 +225,8 @@ class Gateway:
         flushed = [0.0]
         loop = asyncio.get_running_loop()
 
+        draining: set[asyncio.Task] = set()  # at most one; a reference keeps it alive
+
         async def resume_when_drained() -> None:
             try:
                 await out.drained()
@@ -232,6 +234,8 @@ class Gateway:
                 exchange.fail(exc)
             else:
                 exchange.resume()
+            finally:
+                draining.clear()
 
         def sink(piece: bytes) -> None:
             now = clock()
@@ -239,9 +243,9 @@ class Gateway:
             data = relay.feed(piece, now)
             if data:
                 out.send_nowait(data)
-                if out.congested():
+                if out.congested() and not draining:
                     exchange.pause()
-                    loop.create_task(resume_when_drained())
+                    draining.add(loop.create_task(resume_when_drained()))
             if first is None and stats.first_content_at is not None:
                 self.rec.ttft(model, now - received)
                 flushed[0] = now

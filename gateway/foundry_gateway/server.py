@@ -18,6 +18,7 @@ request's time to first token (profiled: request parse ~84 us, response head
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import json
 import logging
@@ -262,11 +263,9 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
         log.debug("bad request from client: %s", exc)
         if not client.answering:
             client.keep_alive = False
-            try:
+            with contextlib.suppress(ClientGone):
                 await client.respond_json(exc.status, {"error": {
                     "message": f"malformed HTTP request: {exc}", "type": "invalid_request_error",
                     "code": "bad_request"}})
-            except ClientGone:
-                pass
     finally:
         client.close()

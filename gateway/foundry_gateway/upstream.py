@@ -286,8 +286,8 @@ class _Conn(asyncio.Protocol):
             self.fail(UpstreamError("reset", f"upstream closed the connection mid-response{detail}"))
 
     def fail(self, exc: BaseException) -> None:
-        if self.error is not None or self.ended:
-            return
+        if self.error is not None or (self._done is not None and self._done.done()):
+            return  # already failed, or the body was complete and handed over
         self.error = exc
         self.abort()
         for fut in (self._head, self._done, self._wake):

@@ -85,3 +85,28 @@ def test_usage_of_non_streamed_answers() -> None:
     assert usage_of(body.encode()) == (5, 7)
     assert usage_of(b"<html>") == (None, None)
     assert usage_of(b'{"usage": {"prompt_tokens": -1, "completion_tokens": true}}') == (None, None)
+
+
+def _compact(text: str) -> bytes:
+    """A content chunk in the exact compact shape Foundry writes (the relay's scanned path)."""
+    body = json.dumps({"choices": [{"delta": {"content": text}, "finish_reason": None,
+                                    "index": 0}], "object": "chat.completion.chunk"},
+                      separators=(",", ":"))
+    return f"data: {body}\n\n".encode()
+
+
+def test_after_the_first_content_every_shape_is_still_counted_right() -> None:
+    relay = StreamRelay(strip_usage=False)
+    relay.feed(_compact(" a"), 1.0)  # first content: parsed
+    reads = [
+        _compact(" b") + _compact(" c"),   # scanned: two content chunks
+        _compact(""),                      # scanned: empty content is no token
+        _chunk(" d"),                      # another shape (spaces): parsed, content
+        _event("not json") + _event({"error": {"message": "boom"}}),  # parsed: two invalid
+        _chunk(None, "stop") + _event("[DONE]"),
+    ]
+    out = b"".join(relay.feed(data, 2.0 + i) for i, data in enumerate(reads))
+    assert out == b"".join(reads)
+    assert relay.stats.gaps == [0.5, 0.5, 2.0]  # b, c at t=2; d at t=4
+    assert relay.stats.invalid_events == 2
+    assert relay.stats.done
