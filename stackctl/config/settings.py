@@ -45,12 +45,12 @@ SETTINGS: tuple[Setting, ...] = (
     _S("OPENWEBUI_IMAGE", "ghcr.io/open-webui/open-webui:v0.12.4", "Open WebUI image.", "images"),
     _S("PROMETHEUS_IMAGE", "prom/prometheus:v3.5.0", "Prometheus image.", "images"),
     _S("GRAFANA_IMAGE", "grafana/grafana:12.2.1", "Grafana image.", "images"),
-    _S("EXPORTER_IMAGE", "foundry-chat/exporter:0.1.0", "Exporter image, built from exporter/ on `invoke up`.", "images"),
+    _S("EXPORTER_IMAGE", "foundry-chat/exporter:0.1.0", "Exporter image, built from exporter/ on `up`.", "images"),
     _S("EXPORTER_BASE_IMAGE", "python:3.11-slim", "Base image the exporter is built on.", "images"),
     _S("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1", "Alertmanager image.", "images"),
     # -- Foundry Local ------------------------------------------------------
     _S("FOUNDRY_LOCAL_ENDPOINT", "", "Foundry Local service URL, e.g. http://127.0.0.1:5273. Empty: discover it (embedded server, then the foundry CLI).", "foundry"),
-    _S("FOUNDRY_PORT", "52180", "Port of the stack's own embedded Foundry Local server (`invoke foundry.serve`).", "foundry"),
+    _S("FOUNDRY_PORT", "52180", "Port of the stack's own embedded Foundry Local server (`foundry.serve`).", "foundry"),
     _S("FOUNDRY_MODEL", "qwen2.5-0.5b", "Catalog model alias the embedded server loads (needs internet the first time).", "foundry"),
     _S("FOUNDRY_MODEL_PATH", "", "Local ONNX Runtime GenAI model folder to serve instead of a catalog model (works offline).", "foundry"),
     # -- Open WebUI ---------------------------------------------------------
@@ -75,8 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     _S("ALERT_SMTP_REQUIRE_TLS", "true", "Require STARTTLS to the SMTP server (true/false).", "alerting"),
     _S("ALERT_REPEAT_INTERVAL", "4h", "How often a still-firing alert is sent again (Prometheus duration, e.g. 4h, 1d).", "alerting"),
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
-    _S("FOUNDRY_CONTAINER_BASE_URL", "", "Foundry Local as containers see it: the service root, plus /catalogs/local when it serves local models. Set by `invoke up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
-    _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `invoke up`.", "managed", managed=True),
+    _S("FOUNDRY_CONTAINER_BASE_URL", "", "Foundry Local as containers see it: the service root, plus /catalogs/local when it serves local models. Set by `up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
+    _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `up`.", "managed", managed=True),
     _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
 )
 del _S
@@ -93,7 +93,7 @@ SECTION_TITLES = {
     "openwebui": "Open WebUI",
     "grafana": "Grafana",
     "alerting": "Alerting (who is notified; none set = alerts show in status and Grafana only)",
-    "managed": "Managed by `invoke up` (discovered; do not edit)",
+    "managed": "Managed by `up` (discovered; do not edit)",
 }
 
 
