@@ -53,6 +53,8 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     stack, added = ensure_stack()
     if added:
         r.ok(f"created {stack.env_file.name} (mode 0600) with {len(added)} settings; secrets generated")
+    if foundry_link.remember_model(stack, model, model_path, r):  # validated, then kept for later runs
+        stack = stack.with_env(envfile.load(stack.env_file))
     # Alertmanager's config from .env, first: a bad ALERT_* value stops here, nothing started.
     am_env, am_changed = alert_config.render_for(stack)
     if envfile.set_managed(stack.env_file, am_env) or am_changed:
