@@ -8,12 +8,14 @@ import os
 import re
 import signal
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import h11
 import httpx
 import pytest
 
+from foundry_gateway import server, upstream
 from perf.gateway_rawclient import chat_request, stream_chat
 from stackctl.errors import StackError
 from stackctl.foundry import stop
@@ -175,3 +177,42 @@ def test_foundry_dying_mid_stream_gives_a_clean_error(start_gateway, tmp_path) -
     finally:
         with contextlib.suppress(StackError):  # killed above: usually nothing left to stop
             stop(tmp_path / "foundry")
+
+
+def test_a_slow_client_pauses_the_upstream_and_still_gets_every_byte(
+        gateway, foundry_server, monkeypatch) -> None:
+    # Tiny buffers on the way to the client (high-water mark, the gateway's send
+    # buffer, the client's receive buffer): the gateway must stop reading Foundry
+    # while the client lags, and resume when it drains.
+    monkeypatch.setattr(server, "_HIGH_WATER", 1024)
+    real_init = server.ClientConnection.__init__
+
+    def small_send_buffer(self, reader, writer) -> None:
+        real_init(self, reader, writer)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    monkeypatch.setattr(server.ClientConnection, "__init__", small_send_buffer)
+    paused: list[bool] = []
+    real_pause = upstream._Conn.pause
+    monkeypatch.setattr(upstream._Conn, "pause", lambda self: (paused.append(True),
+                                                                 real_pause(self)))
+    body = _chat(stream=True, max_tokens=400)
+    direct = _direct(foundry_server, body)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", gateway.port))
+        sock.sendall(chat_request("127.0.0.1", gateway.port, "/v1/chat/completions", body, KEY))
+        time.sleep(0.5)  # the client lags: the stream is produced meanwhile
+        raw = b""
+        while data := sock.recv(1024):
+            raw += data
+    conn = h11.Connection(h11.CLIENT)
+    conn.receive_data(raw)
+    conn.receive_data(b"")
+    got = b""
+    while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+        assert event is not h11.NEED_DATA, "the body was cut"
+        got += getattr(event, "data", b"")
+    assert paused, "the upstream was never paused"
+    assert _same(got) == _same(direct.body) and direct.content_chunks == 400
