@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.config import envfile
+from stackctl.config.settings import FOUNDRY_PORT_KEY, PORT_KEYS
 
 from .common import FIXTURES, REPO, free_ports
 
@@ -66,7 +67,7 @@ class E2EStack:
 
 
 def write_env(path: Path, state_dir: Path, images: dict[str, str], **over: str) -> None:
-    keys = ("OPENWEBUI_PORT", "GRAFANA_PORT", "PROMETHEUS_PORT", "EXPORTER_PORT", "FOUNDRY_PORT")
+    keys = (*PORT_KEYS, FOUNDRY_PORT_KEY)  # every published port: stacks never collide
     ports = {k: str(p) for k, p in zip(keys, free_ports(len(keys)), strict=True)}
     values = {
         "COMPOSE_PROJECT_NAME": f"flcs-e2e-{uuid.uuid4().hex[:8]}",
