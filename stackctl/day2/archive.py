@@ -441,12 +441,12 @@ def open_verified(path: Path, limits: Limits | None = None) -> VerifiedArchive:
     try:
         fh = open(path, "rb")  # noqa: SIM115 - owned by the VerifiedArchive (or closed below)
     except FileNotFoundError:  # bad input (exit 2), not a bad archive
-        raise UsageError(f"{path}: no such file — check the path (`invoke backup` writes to backups/)") from None
+        raise UsageError(f"{path}: no such file — check the path (`{cmd('backup')}` writes to backups/)") from None
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory — name a .tar.gz `invoke backup` wrote") from None
+        raise UsageError(f"{path}: is a directory — name a .tar.gz `{cmd('backup')}` wrote") from None
     try:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a fifo or device never ends
-            raise UsageError(f"{path}: not a regular file — name a .tar.gz `invoke backup` wrote")
+            raise UsageError(f"{path}: not a regular file — name a .tar.gz `{cmd('backup')}` wrote")
         manifest = _check(path, fh, limits)
     except BaseException:
         fh.close()
@@ -475,7 +475,7 @@ def _check(path: Path, fh, limits: Limits) -> Manifest:
                             and "absolute" not in problem:
                         raise ArchiveError(path, f"is not a backup made by this stack (it starts with "
                                                  f"{info.name!r}; a backup holds {PREFIX}/<volume>/… and "
-                                                 f"{MANIFEST}) — choose an archive `invoke backup` wrote")
+                                                 f"{MANIFEST}) — choose an archive `{cmd('backup')}` wrote")
                     if problem:
                         raise ArchiveError(path, problem)
                     count += 1
