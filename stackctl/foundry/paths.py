@@ -28,11 +28,6 @@ class FoundryPaths:
         return self.root / "server.log"
 
     @property
-    def start_lock(self) -> Path:
-        """Held by a `serve` from spawn to ready, so two serves cannot race."""
-        return self.root / "serve.lock"
-
-    @property
     def app_data(self) -> Path:
         return self.root / "app"
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from stackctl.config import envfile
@@ -46,8 +47,14 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
 
 
 def server_processes(state_dir: Path) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True, check=True).stdout
-    return [ln for ln in out.splitlines() if str(state_dir) in ln and " Z" not in ln]
+    """Live processes whose command line names ``state_dir`` (psutil: `ps` output is cut
+    at the terminal width, so a long path could fall off and the check pass vacuously)."""
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if str(state_dir) in cmd and p.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{p.info['pid']} {cmd}")
+    return found
 
 
 def test_serve_status_refuse_stop_leaves_nothing_behind(tmp_path):
