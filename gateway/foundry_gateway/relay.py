@@ -22,11 +22,12 @@ the cap trips).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from foundry_exporter.sse import DONE, SSEDecoder, parse_chunk
 
-_SEPARATORS = (b"\n\n", b"\r\n\r\n")
+_SEPARATOR = re.compile(rb"\r\n\r\n|\n\n")
 # What Foundry (and OpenAI) write for a content delta; the next byte decides: '"' is "".
 _CONTENT = b'data: {"choices":[{"delta":{"content":"'
 _AT = len(_CONTENT)
@@ -70,22 +71,30 @@ class StreamRelay:
     def _observe(self, complete: bytes, now: float) -> bytes:
         if self.stats.first_content_at is not None and b'"usage"' not in complete \
                 and b'"error"' not in complete and b"\r" not in complete:
-            self._timestamps(self._scan(complete), now)
+            self._timestamps(self._scan(complete), now)  # per token: the whole read at once
             return complete
-        if not (self.strip_usage and b'"usage"' in complete):
-            contents, _ = self._read(self._decoder.feed(complete))
-            self._timestamps(contents, now)
-            return complete
-        # Rare path (once per stream): find the usage-only event and leave it out.
+        # Event by event: parsed before the first content and when they mention usage or
+        # an error (the usage-only one may be left out), scanned otherwise. A lagging
+        # gateway can get many events in this read: none is parsed without a reason.
         keep: list[bytes] = []
+        dropped = False
         total = 0
         for raw in _split(complete):
-            contents, usage_only = self._read(self._decoder.feed(raw))
-            total += contents
-            if not usage_only:
-                keep.append(raw)
+            if self.stats.first_content_at is not None and b"\r" not in raw \
+                    and b'"usage"' not in raw and b'"error"' not in raw:
+                total += self._scan(raw)
+            else:
+                contents, usage_only = self._read(self._decoder.feed(raw))
+                total += contents
+                if contents and self.stats.first_content_at is None:
+                    self._timestamps(contents, now)
+                    total -= contents
+                if usage_only and self.strip_usage:
+                    dropped = True
+                    continue
+            keep.append(raw)
         self._timestamps(total, now)
-        return b"".join(keep)
+        return b"".join(keep) if dropped else complete
 
     def _scan(self, complete: bytes) -> int:
         """Content chunks among LF-framed events, parsing only those of another shape."""
@@ -148,16 +157,16 @@ def _last_boundary(buf: bytes) -> int:
 
 def _split(complete: bytes) -> list[bytes]:
     """Complete events, each with its own trailing separator (bytes preserved)."""
-    out: list[bytes] = []
-    start = 0
-    while start < len(complete):
-        ends = [(i, len(sep)) for sep in _SEPARATORS if (i := complete.find(sep, start)) >= 0]
-        if not ends:
-            out.append(complete[start:])
-            break
-        i, n = min(ends)
-        out.append(complete[start:i + n])
-        start = i + n
+    if b"\r" not in complete:
+        parts = complete.split(b"\n\n")
+        out = [part + b"\n\n" for part in parts[:-1]]
+        return [*out, parts[-1]] if parts[-1] else out
+    out, start = [], 0
+    for m in _SEPARATOR.finditer(complete):
+        out.append(complete[start:m.end()])
+        start = m.end()
+    if start < len(complete):
+        out.append(complete[start:])
     return out
 
 
