@@ -110,3 +110,15 @@ def test_after_the_first_content_every_shape_is_still_counted_right() -> None:
     assert relay.stats.gaps == [0.5, 0.5, 2.0]  # b, c at t=2; d at t=4
     assert relay.stats.invalid_events == 2
     assert relay.stats.done
+
+
+def test_a_lagging_read_with_many_events_and_the_usage_chunk() -> None:
+    relay = StreamRelay(strip_usage=True)
+    first = _compact(" a")
+    rest = b"".join(_compact(f" {i}") for i in range(50)) + _compact("") + _event("oops") \
+        + _chunk(None, "length") + USAGE + _event("[DONE]")
+    out = relay.feed(first, 1.0) + relay.feed(rest, 3.0)
+    assert out == first + rest.replace(USAGE, b"")
+    assert len(relay.stats.gaps) == 50 and relay.stats.gaps[0] == 2.0 / 50
+    assert (relay.stats.prompt_tokens, relay.stats.completion_tokens) == (12, 3)
+    assert relay.stats.invalid_events == 1 and relay.stats.done
