@@ -72,7 +72,7 @@ def status(c):
     """Show the embedded Foundry Local server: pid, URLs, loaded models."""
     st = lifecycle.status(settled_stack().state_dir)
     if st.stale is not None:
-        R.info(f"removed a stale state file (pid {st.stale.pid} is gone)")
+        R.info(f"removed a stale state file ({st.stale_why or f'pid {st.stale.pid} is gone'})")
     if not st.running:
         raise invoke.Exit(f"{st.problem} — start one with `{cmd('foundry.serve')}`", code=1)
     s = st.state

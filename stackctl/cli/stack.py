@@ -9,8 +9,8 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from stackctl.cli import R, edge
-from stackctl.console import cmd
 from stackctl.config.settings import BY_SERVICE, SERVICE_NAMES, TASK_DEFAULTS
+from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 from stackctl.lock import locked
 
@@ -56,6 +56,8 @@ def down(c, volumes=False, yes=False, keep_foundry=False):
     R.ok(f"stack {res.stack.project} stopped" + ("; data volumes deleted" if volumes else "; data kept"))
     if res.foundry_stopped:
         R.ok(f"embedded Foundry Local stopped (pid {res.foundry_stopped})")
+    elif res.foundry_stale:
+        R.warn(f"removed a stale embedded-server state file ({res.foundry_stale}); nothing was signalled")
 
 
 @task

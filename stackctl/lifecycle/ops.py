@@ -20,6 +20,7 @@ from stackctl.foundry import view as foundry_link
 class DownResult:
     stack: Stack
     foundry_stopped: int | None  # pid of the embedded Foundry server stopped, if any
+    foundry_stale: str = ""  # a stale state file removed instead (never signalled), in words
 
 
 def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
@@ -31,13 +32,16 @@ def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
     compose = composer.find()
     args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
     composer.run(compose, stack, *args)
-    stopped = None
+    stopped, stale = None, ""
     if not keep_foundry:
-        from stackctl.foundry import lifecycle
+        from stackctl.foundry import lifecycle  # lazy: the SDK-side modules load only when needed
 
-        if lifecycle.status(stack.state_dir).running:
+        st = lifecycle.status(stack.state_dir)
+        if st.running:
             stopped = lifecycle.stop(stack.state_dir).pid
-    return DownResult(stack, stopped)
+        elif st.stale is not None:
+            stale = st.stale_why or f"pid {st.stale.pid} is gone"
+    return DownResult(stack, stopped, stale)
 
 
 @dataclass(frozen=True)
