@@ -52,7 +52,7 @@ def check_env(ctx: Ctx) -> Iterator[Result]:
     if ctx.stack is None:  # names the key, the value and the rule
         yield fail("env", ctx.stack_problem, f"correct that line in .env, then `{cmd('doctor')}` again")
         return
-    raw = envfile.values(envfile.parse(path.read_text(), str(path)))
+    raw = envfile.values(envfile.read(path))
     weak = [k for k in sorted(SECRET_KEYS) if len(raw.get(k, "")) < 12]
     if weak:
         yield fail("secrets", f"{', '.join(weak)} missing or shorter than 12 characters",

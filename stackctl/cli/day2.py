@@ -13,7 +13,7 @@ from stackctl.errors import StackError
 from stackctl.lock import locked
 
 
-@task(help={"include-metrics": "Also back up Prometheus' (and Grafana's) volumes.",
+@task(help={"include-metrics": "Also back up the metrics side: Prometheus', Alertmanager's (and Grafana's) volumes.",
             "out": "Folder for the archive (default: backups/ in the project).",
             "timeout": f"Seconds to wait for services to be healthy again (default {TASK_DEFAULTS['health_timeout']}).",
             "no-secrets": "Leave the .env credentials (admin password, session key) out of the archive; "
