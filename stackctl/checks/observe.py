@@ -21,6 +21,8 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from foundry_exporter.durations import parse_duration
+from foundry_exporter.metrics import BY_NAME
 from stackctl.checks.context import Ctx
 from stackctl.checks.runner import Check, Failed, Skipped
 from stackctl.config import settings
@@ -42,14 +44,25 @@ FIX_ALERTMANAGER = f"`{cmd('logs alertmanager')}`, then `{cmd('up')}` (renders i
 
 
 def _seconds(value: Any, default: float) -> float:
+    """The exporter's own duration grammar; a missing or bad value takes ``default``."""
     if value is None:
         return default
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", str(value))
-    if not m:
+    try:
+        return parse_duration(value)
+    except ValueError:
         return default
-    return float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+
+
+def _declared(name: str) -> str:
+    """A metric the exporter declares: importing this module fails if it stops declaring it."""
+    if name not in BY_NAME:
+        raise RuntimeError(f"the exporter no longer declares {name}; update stackctl/checks/observe.py")
+    return name
+
+
+UP = _declared("foundry_up")
+PROBE_SUCCESS = _declared("foundry_probe_success")
+PROBE_LAST_TIMESTAMP = _declared("foundry_probe_last_timestamp_seconds")
 
 
 def canary_max_age(config_text: str | None) -> float:
@@ -75,7 +88,7 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 def exporter_verdict(text: str, now: float, max_age: float) -> str:
     """Detail of a pass, or Failed: up=1 for a foundry target and a fresh, successful canary."""
     rows = samples(text)
-    ups = {lab["target"]: v for n, lab, v in rows if n == "foundry_up" and lab.get("kind") == "foundry"}
+    ups = {lab["target"]: v for n, lab, v in rows if n == UP and lab.get("kind") == "foundry"}
     if not ups:
         raise Failed("the exporter has no Foundry Local target (no foundry_up{kind=\"foundry\"})",
                      f"check exporter/config.stack.yml, then `{cmd('up')}`")
@@ -90,7 +103,7 @@ def exporter_verdict(text: str, now: float, max_age: float) -> str:
         return next((v for n, lab, v in rows if n == name and lab.get("target") == target
                      and lab.get("probe") == "chat"), None)
 
-    stamp, success = one("foundry_probe_last_timestamp_seconds"), one("foundry_probe_success")
+    stamp, success = one(PROBE_LAST_TIMESTAMP), one(PROBE_SUCCESS)
     if stamp is None:
         raise Failed(f"the exporter has not run a chat canary against {target} yet",
                      f"rerun `{cmd('smoke')}` in a minute; if it persists, `{cmd('logs exporter')}`")
