@@ -57,10 +57,6 @@ class ServerState:
     boot_time: float | None = None  # the boot time create_time was read against (lock.same_process)
     version: int = field(default=STATE_VERSION)
 
-    @property
-    def model_ids(self) -> tuple[str, ...]:
-        return (self.model_id,)
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
