@@ -41,7 +41,8 @@ def _venv_current() -> None:
     parts = b"".join((REPO / p).read_bytes() for p in
                      ("pyproject.toml", "exporter/pyproject.toml", "gateway/pyproject.toml"))
     py = subprocess.run(["python3", "-V"], capture_output=True, text=True).stdout
-    if (VENV / ".stack-key").read_text().strip() != hashlib.sha256(parts + py.encode()).hexdigest()[:16]:
+    if (VENV / ".stack-key").read_text().strip() != hashlib.sha256(parts + py.encode()).hexdigest()[:16] \
+            or (VENV / ".stack-src").read_text().strip() != str(REPO):
         pytest.fail(f"{VENV} is not current for this checkout; run ./stack once outside the tests")
 
 

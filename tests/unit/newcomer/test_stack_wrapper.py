@@ -39,6 +39,16 @@ def echo_venv(tmp_path):
     return venv
 
 
+def real_venv() -> Path:
+    """The venv running these tests, if the wrapper would take it as is: never let the
+    wrapper reinstall it or re-point its editable installs at another checkout."""
+    venv = Path(sys.executable).parent.parent
+    if (venv / ".stack-key").read_text().strip() != _key() or \
+            (venv / ".stack-src").read_text().strip() != str(REPO):
+        pytest.fail(f"{venv} is not current for this checkout {REPO}; run ./stack once from it")
+    return venv
+
+
 def run_stack(venv: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, STACK_VENV=str(venv))
     return subprocess.run([str(REPO / "stack"), *args], env=env, capture_output=True, text=True,
@@ -62,9 +72,7 @@ def test_wrapper_translates_the_service_name(echo_venv, typed, invoked):
 
 
 def test_unknown_service_is_one_line_listing_the_services(tmp_path):
-    venv = Path(sys.executable).parent.parent
-    if (venv / ".stack-key").read_text().strip() != _key():
-        pytest.fail(f"{venv} is not current for this checkout (the wrapper would reinstall it)")
+    venv = real_venv()
     cp = subprocess.run([str(REPO / "stack"), "logs", "no-such-service"], capture_output=True, text=True,
                         env=dict(os.environ, STACK_VENV=str(venv), STACK_ENV_FILE=str(tmp_path / ".env")),
                         timeout=120, stdin=subprocess.DEVNULL)
@@ -76,7 +84,7 @@ def test_unknown_service_is_one_line_listing_the_services(tmp_path):
 
 def test_a_known_service_passes_parsing(tmp_path):
     """Before the wrapper translated it: `No idea what 'open-webui' is!`."""
-    venv = Path(sys.executable).parent.parent
+    venv = real_venv()
     cp = subprocess.run([str(REPO / "stack"), "logs", "open-webui"], capture_output=True, text=True,
                         env=dict(os.environ, STACK_VENV=str(venv), STACK_ENV_FILE=str(tmp_path / ".env")),
                         timeout=120, stdin=subprocess.DEVNULL)
