@@ -216,10 +216,10 @@ def locked(command: str):
     def wrap(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from stackctl.config.stack import settled_stack
+            from stackctl.config.stack import state_dir_of
             from stackctl.console import Reporter
 
-            with stack_lock(settled_stack().state_dir, f"invoke {command}", on_note=Reporter().warn):
+            with stack_lock(state_dir_of(), f"invoke {command}", on_note=Reporter().warn):
                 return fn(*args, **kwargs)
 
         return wrapper

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stackctl.config import envfile
 from stackctl.config.settings import BY_KEY, SERVICES, SETTINGS
+from stackctl.errors import StackError
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: stackctl/config/stack.py → ../../..
 
@@ -93,6 +94,20 @@ def settled_stack(root: Path = ROOT) -> Stack:
     if path.exists():
         return Stack(root, path, envfile.load(path))
     return Stack(root, path, {s.key: s.default for s in SETTINGS})
+
+
+def state_dir_of(root: Path = ROOT) -> Path:
+    """The state dir from .env as far as it can be read, else the default: what the stack
+    lock needs before `up` has created, completed or repaired .env (a .env without its
+    generated secrets must not stop the `up` that generates them)."""
+    path = env_file_path(root)
+    env = {s.key: s.default for s in SETTINGS}
+    try:
+        if path.exists():
+            env |= {k: v for k, v in envfile.values(envfile.read(path)).items() if v}
+    except StackError:  # an unreadable .env: the command itself says what is wrong
+        pass
+    return Stack(root, path, env).state_dir
 
 
 def load_stack(root: Path = ROOT) -> Stack:
