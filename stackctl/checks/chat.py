@@ -10,6 +10,7 @@ smoke over and over never trips Open WebUI's sign-in rate limit.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -59,6 +60,7 @@ def check_foundry(ctx: Ctx) -> str:
     if not content:
         raise Failed(f"direct completion with {view.chat_models[0]} returned no content",
                      f"`{cmd('logs')}` of your Foundry Local; try another model")
+    ctx.notes["foundry_answered_at"] = time.time()  # the exporter's verdict compares with it
     return (f"{view.root_url} ({view.source}) serves {', '.join(view.chat_models)}; "
             f"direct completion {_quote(content)}")
 

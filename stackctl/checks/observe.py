@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from foundry_exporter.durations import parse_duration
 from foundry_exporter.metrics import BY_NAME
 from stackctl.checks.context import Ctx
-from stackctl.checks.runner import Check, Failed, Skipped
+from stackctl.checks.runner import Check, Failed, Skipped, Warned
 from stackctl.config import settings
 from stackctl.config.settings import ALERTMANAGER, EXPORTER, GRAFANA, PROMETHEUS
 from stackctl.console import cmd
@@ -85,14 +85,25 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
             for s in fam.samples]
 
 
-def exporter_verdict(text: str, now: float, max_age: float) -> str:
-    """Detail of a pass, or Failed: up=1 for a foundry target and a fresh, successful canary."""
+def exporter_verdict(text: str, now: float, max_age: float, back_since: float | None = None) -> str:
+    """Detail of a pass, or Failed: up=1 for a foundry target and a fresh, successful canary.
+
+    ``back_since``: when smoke itself just reached Foundry Local (a timestamp). An up=0
+    from a probe older than that is the exporter not having probed since Foundry came
+    back — Warned (rerun later), never "cannot reach it from its container"."""
     rows = samples(text)
     ups = {lab["target"]: v for n, lab, v in rows if n == UP and lab.get("kind") == "foundry"}
     if not ups:
         raise Failed("the exporter has no Foundry Local target (no foundry_up{kind=\"foundry\"})",
                      f"check exporter/config.stack.yml, then `{cmd('up')}`")
     target = next((t for t, v in ups.items() if v == 1), None)
+    if target is None and back_since is not None:
+        last = max((v for n, lab, v in rows if n == PROBE_LAST_TIMESTAMP and lab.get("target") in ups),
+                   default=None)
+        if last is not None and last < back_since:
+            raise Warned(f"the exporter last probed Foundry Local {now - last:.0f}s ago and found it down; "
+                         "Foundry answers now, so it has simply not probed since",
+                         f"rerun `{cmd('smoke')}` in a minute (after the exporter's next probe)")
     if target is None:
         names = ", ".join(sorted(ups))
         raise Failed(f"the exporter reports foundry_up=0 for {names}: it cannot reach Foundry Local "
@@ -157,7 +168,8 @@ def check_exporter(ctx: Ctx, now: Callable[[], float] = time.time) -> str:
     if r.status_code != 200:
         raise Failed(f"the exporter's /metrics answers HTTP {r.status_code}", FIX_EXPORTER)
     cfg = ctx.stack.root / EXPORTER_CONFIG
-    return exporter_verdict(r.text, now(), canary_max_age(cfg.read_text() if cfg.exists() else None))
+    return exporter_verdict(r.text, now(), canary_max_age(cfg.read_text() if cfg.exists() else None),
+                            ctx.notes.get("foundry_answered_at"))
 
 
 def _prom_get(ctx: Ctx, path: str, **params: str) -> dict:

@@ -56,6 +56,10 @@ class Failed(Exception):
         self.fix = fix
 
 
+class Warned(Failed):
+    """Raised by a check whose link works but is not proven yet (a warning, not a failure)."""
+
+
 class Skipped(Exception):
     """Raised by a check that does not apply here (e.g. Grafana not in the profiles)."""
 
@@ -123,6 +127,8 @@ def _run_one(chk: Check, ctx: object, clock: Callable[[], float]) -> list[Result
             out.append(Result(r.name, r.status, now - start, r.detail, r.fix))
             start = now
         return out
+    except Warned as err:
+        status, detail, fix = WARN, err.detail, err.fix
     except Failed as err:
         status, detail, fix = FAIL, err.detail, err.fix
     except Skipped as err:

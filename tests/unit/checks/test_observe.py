@@ -7,7 +7,7 @@ import pytest
 
 from stackctl.checks import observe as smoke_observe
 from stackctl.checks import runner
-from stackctl.checks.runner import FAIL, OK, SKIP, Failed
+from stackctl.checks.runner import FAIL, OK, SKIP, Failed, Warned
 from stackctl.config.stack import ROOT
 from tests.unit.checks.fakes import metrics, targets
 
@@ -181,3 +181,20 @@ class _Clock:
 
 def _no_sleep(_s: float) -> None:
     raise AssertionError("a settled Prometheus must not be waited for")
+
+
+def test_right_after_foundry_came_back_an_old_up0_is_a_warning_not_a_broken_link():
+    """Issue: for ~90 s after a fix smoke said the exporter "cannot reach Foundry Local
+    from its container" — it had only not probed since. Smoke reached Foundry at NOW-0.5;
+    every exporter probe is older, so the verdict is a warning that says so."""
+    text = metrics(up=0, now=NOW - 30)  # the exporter's last probes ran 31 s ago and more
+    with pytest.raises(Warned) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130, back_since=NOW - 0.5)
+    assert "has simply not probed since" in err.value.detail and "smoke" in err.value.fix
+
+
+def test_an_up0_from_a_probe_after_smoke_reached_foundry_is_still_a_failure():
+    text = metrics(up=0, now=NOW)  # probed 1 s ago, after smoke reached Foundry 5 s ago
+    with pytest.raises(Failed) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130, back_since=NOW - 5)
+    assert not isinstance(err.value, Warned) and "foundry_up=0" in err.value.detail

@@ -128,3 +128,15 @@ def test_parse_frame_reads_open_webui_socketio_events():
 def test_browser_stream_verdict(events, ok, words):
     got_ok, why = browser.reply_verdict([browser.StreamEvent(*e) for e in events])
     assert got_ok is ok and words in why
+
+
+def test_a_warned_check_is_a_warning_that_does_not_fail_the_run():
+    from stackctl.checks.runner import WARN, Warned
+
+    def later(ctx):
+        raise Warned("not proven yet", "rerun later")
+
+    rep = runner.run_checks([Check("w", later)], {})
+    (r,) = rep.results
+    assert (r.status, r.detail, r.fix) == (WARN, "not proven yet", "rerun later")
+    assert rep.ok and rep.exit_code == 0
