@@ -33,6 +33,7 @@ EXPORTER_CONFIG = Path(settings.EXPORTER_CONFIG)
 DATASOURCES = Path(settings.GRAFANA_DATASOURCES)
 DASHBOARDS = Path(settings.GRAFANA_DASHBOARDS)
 PROM_SETTLE_S = 35.0  # a just-started Prometheus: first scrape + first rule evaluation
+PROBE_SETTLE_S = 30.0  # the exporter's next listing probe: its interval (15 s) + timeout (10 s)
 
 FIX_EXPORTER = f"`{cmd('logs exporter')}`, then `{cmd('up')}` (restarts it and waits for health)"
 FIX_PROMETHEUS = f"`{cmd('logs prometheus')}`, then `{cmd('up')}` (restarts it and waits for health)"
@@ -159,17 +160,28 @@ def rules_verdict(payload: dict) -> tuple[str | None, list[str]]:
 # -- checks -------------------------------------------------------------------------------
 
 
-def check_exporter(ctx: Ctx, now: Callable[[], float] = time.time) -> str:
+def check_exporter(ctx: Ctx, now: Callable[[], float] = time.time, settle: float = PROBE_SETTLE_S,
+                   clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> str:
+    """The exporter's view of Foundry. When its last probe predates Foundry answering
+    smoke, wait (bounded) for its next probe rather than guess which one is right."""
     url = ctx.stack.api_url(EXPORTER.port_key) + EXPORTER.url_path
-    try:
-        r = ctx.http.get(url, timeout=5)
-    except httpx.HTTPError as err:
-        raise Failed(f"the exporter at {url} does not answer ({type(err).__name__})", FIX_EXPORTER) from None
-    if r.status_code != 200:
-        raise Failed(f"the exporter's /metrics answers HTTP {r.status_code}", FIX_EXPORTER)
     cfg = ctx.stack.root / EXPORTER_CONFIG
-    return exporter_verdict(r.text, now(), canary_max_age(cfg.read_text() if cfg.exists() else None),
-                            ctx.notes.get("foundry_answered_at"))
+    max_age = canary_max_age(cfg.read_text() if cfg.exists() else None)
+    deadline = clock() + settle
+    while True:
+        try:
+            r = ctx.http.get(url, timeout=5)
+        except httpx.HTTPError as err:
+            raise Failed(f"the exporter at {url} does not answer ({type(err).__name__})", FIX_EXPORTER) from None
+        if r.status_code != 200:
+            raise Failed(f"the exporter's /metrics answers HTTP {r.status_code}", FIX_EXPORTER)
+        try:
+            return exporter_verdict(r.text, now(), max_age, ctx.notes.get("foundry_answered_at"))
+        except Warned:
+            if clock() >= deadline:
+                raise
+        sleep(1.0)
 
 
 def _prom_get(ctx: Ctx, path: str, **params: str) -> dict:

@@ -198,3 +198,26 @@ def test_an_up0_from_a_probe_after_smoke_reached_foundry_is_still_a_failure():
     with pytest.raises(Failed) as err:
         smoke_observe.exporter_verdict(text, NOW, 130, back_since=NOW - 5)
     assert not isinstance(err.value, Warned) and "foundry_up=0" in err.value.detail
+
+
+def test_smoke_waits_for_the_exporters_next_probe_and_then_believes_it(make_ctx, fake):
+    """Not probed since Foundry came back: smoke re-reads /metrics until a probe newer
+    than its own answer arrives (bounded), and passes once the exporter sees Foundry up."""
+    pages = [metrics(up=0, now=NOW - 30), metrics(up=0, now=NOW - 30), metrics(up=1, now=NOW)]
+    fake.routes[("9101", "/metrics")] = lambda r: httpx.Response(200, text=pages.pop(0) if len(pages) > 1 else pages[0])
+    ctx = make_ctx()
+    ctx.notes["foundry_answered_at"] = NOW - 0.5
+    ticks = iter(range(100))
+    detail = smoke_observe.check_exporter(ctx, now=lambda: NOW, clock=lambda: float(next(ticks)),
+                                          sleep=lambda s: None)
+    assert "foundry_up" in detail and len(pages) == 1
+
+
+def test_smoke_gives_up_waiting_with_the_warning(make_ctx, fake):
+    fake.routes[("9101", "/metrics")] = lambda r: httpx.Response(200, text=metrics(up=0, now=NOW - 30))
+    ctx = make_ctx()
+    ctx.notes["foundry_answered_at"] = NOW - 0.5
+    ticks = iter(range(100))
+    with pytest.raises(Warned):
+        smoke_observe.check_exporter(ctx, now=lambda: NOW, settle=5, clock=lambda: float(next(ticks)),
+                                     sleep=lambda s: None)
