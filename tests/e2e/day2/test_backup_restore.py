@@ -114,7 +114,8 @@ def test_backup_is_a_verified_private_archive_and_open_webui_is_back(e2e_stack, 
     m = verify(archive)
     assert m.openwebui_version == "0.12.4"
     assert m.images["OPENWEBUI_IMAGE"] == e2e_stack.env["OPENWEBUI_IMAGE"]
-    assert m.volumes == ("open-webui-data", "prometheus-data")  # no Grafana in this stack
+    # --include-metrics: every metrics-side volume of this stack (no Grafana here)
+    assert m.volumes == ("open-webui-data", "prometheus-data", "alertmanager-data")
     assert any(f.startswith("volumes/prometheus-data/") for f in m.files)
     assert "volumes/open-webui-data/webui.db" in m.files
     assert not any(f.endswith((".partial",)) for f in m.files)
