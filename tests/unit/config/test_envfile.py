@@ -123,7 +123,7 @@ def test_set_managed_rewrites_only_managed_keys(tmp_path):
 
 
 def test_load_without_file_says_run_up(tmp_path):
-    with pytest.raises(UsageError, match="run `./stack up`"):
+    with pytest.raises(UsageError, match=r"run `\./stack up`"):
         envfile.load(tmp_path / ".env")
 
 
