@@ -96,7 +96,7 @@ def backup(*, include_metrics: bool = False, secrets: bool = True, out_dir: Path
     # The image that wrote the data: the container's, if one exists, else the pinned one.
     pinned = stack.env[OPENWEBUI.image_key]
     writer = states[OPENWEBUI.name].image if OPENWEBUI.name in states else pinned
-    if not dd.image_present(client, writer):
+    if not engine.image_present(client, writer):
         writer = pinned
     iv = probe_image(client, writer, stack.project)
 

@@ -29,7 +29,8 @@ from stackctl.day2.restore import INTERRUPTED, detail
 from stackctl.day2.version import is_newer
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health
-from stackctl.docker.volumes import image_present, pull
+from stackctl.docker.engine import image_present
+from stackctl.docker.images import try_pull
 from stackctl.errors import StackError
 
 KEY = OPENWEBUI.image_key
@@ -111,7 +112,11 @@ def upgrade(*, to: str | None = None, out_dir: Path | None = None, timeout: floa
     new = resolve_target(old, to, BY_KEY[KEY].default)
     if not image_present(client, new):
         r.step(f"pulling {new}")
-        pull(client, new)
+        why = try_pull(client, new, r)  # the one pull, with the same progress lines as `up`
+        if why is not None:
+            raise StackError(f"image {new} is not present locally and pulling it failed ({why}) — check "
+                             f"the tag, or load the image (`docker load`) / point {KEY} at a mirror, "
+                             "then retry", exit_code=2)
     old_v = probe_image(client, old, stack.project).version or "?"
     new_v = probe_image(client, new, stack.project).version or "?"
     if new == old:

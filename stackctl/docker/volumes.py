@@ -174,24 +174,6 @@ def last_progress(output: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def image_present(client, ref: str) -> bool:
-    try:
-        client.images.get(ref)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-
-
-def pull(client, ref: str) -> None:
-    try:
-        client.images.pull(ref)
-    except docker.errors.APIError as exc:
-        detail = (getattr(exc, "explanation", None) or str(exc)).splitlines()[0][:200]
-        raise StackError(f"image {ref} is not present locally and pulling it failed ({detail}) — "
-                         "check the tag, or load the image (`docker load`) / use a mirror, then retry",
-                         exit_code=2) from None
-
-
 # -- copy, fingerprint, measure: the scripts restore's swap is made of ----------------------------
 
 # argv: mode (copy|replace) src dst [kept top-level names...]. ``replace`` first removes
