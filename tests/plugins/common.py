@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -58,3 +59,22 @@ def wait_for(check, what: str, timeout: float = 90.0, interval: float = 1.0):
             last = exc
         time.sleep(interval)
     raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
+
+
+def readable_copy(dest: Path) -> tuple[Path, dict[str, str]]:
+    """The project's code copied where any user can read it, for tests that run a command
+    as another uid: a CI clone may sit in a 0700 directory only root can enter. Returns the
+    copy's root (an invoke -r target) and the environment that makes its packages win."""
+    import shutil
+
+    root = dest / "project"
+    root.mkdir(parents=True)
+    shutil.copy2(REPO / "tasks.py", root / "tasks.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for pkg in ("stackctl", "exporter/foundry_exporter", "gateway/foundry_gateway"):
+        if (REPO / pkg).is_dir():
+            shutil.copytree(REPO / pkg, root / pkg, ignore=ignore)
+    for p in (dest, *dest.rglob("*")):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    path = os.pathsep.join(str(root / d) for d in ("", "exporter", "gateway"))
+    return root, {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}

@@ -19,7 +19,7 @@ import pytest
 from stackctl.config import envfile
 from stackctl.errors import StackError
 from stackctl.lock import Holder, clock, lock_path, locked, stack_lock
-from tests.plugins.common import REPO
+from tests.plugins.common import REPO, readable_copy
 
 HOLDER = """
 import sys, threading
@@ -165,9 +165,11 @@ def test_a_lock_another_user_owns_is_one_clear_error_not_a_traceback(tmp_path):
         code = ("import sys\nfrom stackctl.errors import StackError\nfrom stackctl.lock import stack_lock\n"
                 "try:\n    with stack_lock(sys.argv[1], 'invoke down'): pass\n"
                 "except StackError as err:\n    print(err)\n")
+        copy, env = readable_copy(tmp_path / "readable")  # the clone itself may be 0700
+        tmp_path.chmod(0o755)
         done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                               "-c", code, str(state_dir)], cwd=REPO, capture_output=True, text=True,
-                              timeout=60, check=False, env=dict(os.environ, HOME="/tmp"))
+                               "-c", code, str(state_dir)], cwd=copy, capture_output=True, text=True,
+                              timeout=60, check=False, env=dict(os.environ, HOME="/tmp", **env))
         assert done.returncode == 0 and done.stderr == "", done.stderr
         assert done.stdout.startswith(f"cannot open the stack lock {state_dir}/stack.lock: ")
         assert done.stdout.rstrip().endswith(f"(`sudo chown -R $USER {state_dir}`), then retry")

@@ -23,7 +23,7 @@ from stackctl.foundry import lifecycle
 from stackctl.foundry import state as state_mod
 from stackctl.foundry.paths import FoundryPaths
 from tests.integration.foundry.test_tasks import INVOKE, invoke, one_line_error
-from tests.plugins.common import REPO, wait_for
+from tests.plugins.common import readable_copy, wait_for
 from tests.plugins.foundry import serve_tiny_model
 
 NOBODY = 65534
@@ -137,10 +137,11 @@ def test_another_users_server_gets_one_line_not_a_traceback():
             state_mod.write(paths, st)
             for p in (env_file, state_dir, *state_dir.rglob("*")):
                 os.chown(p, NOBODY, NOBODY)
+            copy, env = readable_copy(work / "readable")  # the clone itself may be 0700
             done = subprocess.run(  # setpriv: the venv's interpreter sits where Popen(user=) cannot exec it
                 ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 INVOKE, "-r", str(REPO), "foundry.stop"], capture_output=True, text=True, timeout=120, check=False,
-                env=dict(os.environ, STACK_ENV_FILE=str(env_file), HOME=str(work)), cwd=work,
+                 INVOKE, "-r", str(copy), "foundry.stop"], capture_output=True, text=True, timeout=120, check=False,
+                env=dict(os.environ, STACK_ENV_FILE=str(env_file), HOME=str(work), **env), cwd=work,
             )
             line = one_line_error(done)  # the hint's spelling of the command is console.cmd's
             assert line.startswith(
