@@ -159,14 +159,16 @@ def test_a_lock_another_user_owns_is_one_clear_error_not_a_traceback(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("this test needs root to run a process as another user (nobody)")
     state_dir = Path(tempfile.mkdtemp(prefix="stackctl-root-state-"))  # root's, 0700
+    # the clone (and pytest's tmp_path) may sit in 0700 directories: a copy under /tmp
+    readable = Path(tempfile.mkdtemp(prefix="stackctl-readable-"))
+    readable.chmod(0o755)
     try:
         with stack_lock(state_dir, "invoke up"):
             pass
         code = ("import sys\nfrom stackctl.errors import StackError\nfrom stackctl.lock import stack_lock\n"
                 "try:\n    with stack_lock(sys.argv[1], 'invoke down'): pass\n"
                 "except StackError as err:\n    print(err)\n")
-        copy, env = readable_copy(tmp_path / "readable")  # the clone itself may be 0700
-        tmp_path.chmod(0o755)
+        copy, env = readable_copy(readable)
         done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
                                "-c", code, str(state_dir)], cwd=copy, capture_output=True, text=True,
                               timeout=60, check=False, env=dict(os.environ, HOME="/tmp", **env))
@@ -175,6 +177,7 @@ def test_a_lock_another_user_owns_is_one_clear_error_not_a_traceback(tmp_path):
         assert done.stdout.rstrip().endswith(f"(`sudo chown -R $USER {state_dir}`), then retry")
     finally:
         shutil.rmtree(state_dir)
+        shutil.rmtree(readable)
 
 
 def test_a_env_without_its_secrets_does_not_stop_the_up_that_generates_them(tmp_path, monkeypatch):
