@@ -9,9 +9,17 @@ Shared fixtures live in tests/plugins/, one module per concern.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+# A runner that starts the suite in the background (`cmd &` in a script) hands every
+# process SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler; the
+# Ctrl-C tests (restore, lock, foundry.serve) need what a terminal gives. Restored here,
+# for this process and — since exec resets a handled signal to its default — its children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = [
     "tests.plugins.common",

@@ -56,9 +56,10 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     if foundry_link.remember_model(stack, model, model_path, r):  # validated, then kept for later runs
         stack = stack.with_env(envfile.load(stack.env_file))
     # Alertmanager's config from .env, first: a bad ALERT_* value stops here, nothing started.
+    # Its folder reaches .env (a managed key) only once every preflight has passed: a
+    # refused `up` leaves .env as it was.
     am_env, am_changed = alert_config.render_for(stack)
-    if envfile.set_managed(stack.env_file, am_env) or am_changed:
-        stack = stack.with_env(envfile.load(stack.env_file))
+    if am_changed:
         r.ok(f"Alertmanager config rendered into {alert_config.config_dir(stack)} (mode 0600)")
     client = engine.client()
     compose = composer.find()
@@ -82,6 +83,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     r.ok("Foundry Local is reachable from a container through host.docker.internal")
     if envfile.set_managed(stack.env_file, view.managed_env()):
         r.ok(f"Foundry endpoint for containers: {view.container_openai_url}")
+    envfile.set_managed(stack.env_file, am_env)
     stack = stack.with_env(envfile.load(stack.env_file))
 
     r.step("starting containers")
