@@ -42,8 +42,9 @@ def test_exporter_serves_as_uid_10001_without_a_writable_directory(fault_server:
             base = f"http://127.0.0.1:{port}"
             wait_for(lambda: proc.poll() is None and httpx.get(f"{base}/healthz").status_code == 200,
                      "/healthz 200 as uid " + UID, timeout=20, interval=0.1)
-            body = httpx.get(f"{base}/metrics").text
-            assert 'foundry_up{kind="foundry",target="f"} 1.0' in body
+            # /healthz answers before the first probe has finished: wait for its sample
+            wait_for(lambda: 'foundry_up{kind="foundry",target="f"} 1.0' in httpx.get(f"{base}/metrics").text,
+                     "a successful probe as uid " + UID, timeout=60, interval=0.2)
             status = Path(f"/proc/{proc.pid}/status").read_text()
             assert f"Uid:\t{UID}\t{UID}\t{UID}\t{UID}" in status
         finally:
