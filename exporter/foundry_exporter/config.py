@@ -142,13 +142,18 @@ def canonical_url(url: str) -> str:
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
     """Read, validate and resolve the config at ``path`` (see module docstring)."""
+    return load_with(parse_config, path, environ)
+
+
+def load_with(parse, path: str | Path, environ: dict[str, str] | None = None):
+    """Read ``path`` as YAML and hand it to ``parse(doc, problems, environ)``; every
+    problem found is raised at once as a ConfigError (the gateway's config uses it too)."""
     problems = Problems(str(path))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}; check the --config path"]) from None
-    config = parse_config(load_yaml(text, problems), problems,
-                          dict(os.environ if environ is None else environ))
+    config = parse(load_yaml(text, problems), problems, dict(os.environ if environ is None else environ))
     if problems.lines:
         raise ConfigError(problems.lines)
     assert config is not None

@@ -14,14 +14,13 @@ today exactly one is accepted.
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from foundry_exporter.config import ConfigError
-from foundry_exporter.schema import Problems, load_yaml, q, type_name
+from foundry_exporter.config import ConfigError, load_with
+from foundry_exporter.schema import Problems, q, type_name
 
 __all__ = ["Config", "ConfigError", "Limits", "PerUser", "Timeouts", "Upstream", "load_config"]
 
@@ -88,17 +87,7 @@ _TOP_KEYS = ("listen_addresses", "api_key_env", "metrics_require_key", "upstream
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
     """Read, validate and resolve the config at ``path`` (see module docstring)."""
-    problems = Problems(str(path))
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}; check the --config path"]) from None
-    config = parse_config(load_yaml(text, problems), problems,
-                          dict(os.environ if environ is None else environ))
-    if problems.lines:
-        raise ConfigError(problems.lines)
-    assert config is not None
-    return config
+    return load_with(parse_config, path, environ)
 
 
 def parse_config(doc: Any, p: Problems, environ: dict[str, str]) -> Config | None:
