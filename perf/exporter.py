@@ -17,6 +17,10 @@ test model. Numbers, not asserts: they depend on the machine.
 
 from __future__ import annotations
 
+import _venv  # stdlib only: re-runs this script in the project's venv if needed
+
+_venv.ensure()
+
 import argparse
 import asyncio
 import json

@@ -17,6 +17,10 @@ asserts on timing: numbers depend on the machine.
 
 from __future__ import annotations
 
+import _venv  # stdlib only: re-runs this script in the project's venv if needed
+
+_venv.ensure()
+
 import argparse
 import json
 import os
@@ -30,8 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stackctl.foundry import serve, stop  # noqa: E402
-from tests.plugins.common import free_port  # noqa: E402
+from stackctl.foundry import serve, stop
+from tests.plugins.common import free_port
 
 BARE = r"""
 import json, sys, time

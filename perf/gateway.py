@@ -21,6 +21,10 @@ gateway's RSS over --soak requests. Numbers, not asserts.
 
 from __future__ import annotations
 
+import _venv  # stdlib only: re-runs this script in the project's venv if needed
+
+_venv.ensure()
+
 import argparse
 import os
 import secrets
@@ -39,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 # venv has installed in editable mode; the gateway process gets the same path.
 _CODE = [str(REPO / "gateway"), str(REPO / "exporter"), str(REPO)]
 sys.path[:0] = [str(REPO / "perf"), *_CODE]
-from gateway_rawclient import StreamTiming, chat_request, stream_chat  # noqa: E402
+from gateway_rawclient import StreamTiming, chat_request, stream_chat
 
 TINY_MODEL = REPO / "tests" / "fixtures" / "tiny-model"
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]

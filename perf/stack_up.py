@@ -15,6 +15,10 @@ and prints warm/own as the overhead ratio of `up` itself (target ≤ 1.3).
 
 from __future__ import annotations
 
+import _venv  # stdlib only: re-runs this script in the project's venv if needed
+
+_venv.ensure()
+
 import argparse
 import statistics
 import sys
@@ -28,9 +32,9 @@ import docker
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stackctl.docker import engine  # noqa: E402
-from tests.e2e.images.build import ensure_images  # noqa: E402
-from tests.plugins.stack import E2EStack, write_env  # noqa: E402
+from stackctl.docker import engine
+from tests.e2e.images.build import ensure_images
+from tests.plugins.stack import E2EStack, write_env
 
 
 def _ts(text: str) -> float:
