@@ -3,8 +3,9 @@ synthetic test alert through the real path, and a config reload.
 
 Invariants:
 - Views are pure functions over what Alertmanager answered (``alert_rows``,
-  ``counters``, ``verdict``); ``Alertmanager`` only does HTTP (inject the
-  ``httpx.Client`` to test it).
+  ``alert_lines``, ``counters``, ``verdict``); ``Alertmanager`` only does HTTP
+  (inject the ``httpx.Client`` to test it). `alerts` and `status` print the same
+  ``alert_lines``; ``listing`` is status's way in and never raises.
 - Nothing here returns, prints or raises with a receiver's URL or password:
   the API calls never ask for the config (/api/v2/status carries it), and log
   lines quoted as a reason pass through ``redact`` first.
@@ -63,6 +64,11 @@ def _parse_time(stamp: str) -> datetime:
     return datetime.fromisoformat(f"{head}{frac}{'+00:00' if zone == 'Z' else zone}")
 
 
+def _one_line(text: str) -> str:
+    # An annotation may span lines (a folded YAML block, a hand-posted alert); a row is one line.
+    return " ".join(str(text).split())
+
+
 def alert_rows(payload: Iterable[Mapping], now: datetime) -> list[AlertRow]:
     """Rows for GET /api/v2/alerts, oldest first. Pure."""
     rows = []
@@ -77,7 +83,7 @@ def alert_rows(payload: Iterable[Mapping], now: datetime) -> list[AlertRow]:
             name=labels.get("alertname", "?"), target=labels.get("target", ""),
             severity=labels.get("severity", ""), state=status.get("state", "?"),
             age_s=max(0.0, (now - _parse_time(a["startsAt"])).total_seconds()),
-            summary=notes.get("summary", ""), runbook=notes.get("runbook", ""),
+            summary=_one_line(notes.get("summary", "")), runbook=_one_line(notes.get("runbook", "")),
             why_suppressed=" and ".join(why)))
     return sorted(rows, key=lambda r: (-r.age_s, r.name, r.target))
 
@@ -94,10 +100,11 @@ def age_text(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def alert_lines(rows: list[AlertRow]) -> list[str]:
-    """What `invoke alerts` prints: one line per alert, its runbook under it. Pure."""
+def alert_lines(rows: list[AlertRow], *, empty: str = "no active alerts") -> list[str]:
+    """What `invoke alerts` (and `status`) print: one line per alert, its runbook
+    under it; ``empty`` when there is none. Pure."""
     if not rows:
-        return ["no active alerts"]
+        return [empty]
     out = []
     for r in rows:
         state = r.state if not r.why_suppressed else f"{r.state} ({r.why_suppressed})"
@@ -219,8 +226,18 @@ def synthetic_alert(run_id: str, now: datetime, *, ends_in: timedelta = timedelt
 # -- the adapter ------------------------------------------------------------------------
 
 
+class AlertmanagerUnavailable(StackError):
+    """Alertmanager did not answer, or answered with an error. ``why`` is that fact
+    alone (no fix), for callers that word their own ("status" must not say "run
+    status")."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
 class Alertmanager:
-    """The few calls the stack makes; raises StackError naming the fix."""
+    """The few calls the stack makes; raises AlertmanagerUnavailable naming the fix."""
 
     def __init__(self, base_url: str, http: httpx.Client | None = None) -> None:
         self.base = base_url.rstrip("/")
@@ -230,11 +247,13 @@ class Alertmanager:
         try:
             r = self.http.request(method, self.base + path, **kw)
         except httpx.HTTPError as err:
-            raise StackError(f"Alertmanager at {self.base} does not answer {path} "
-                             f"({type(err).__name__}) — `{cmd('status')}`; `{cmd('up')}` starts it") from None
+            why = f"does not answer {path} ({type(err).__name__})"
+            raise AlertmanagerUnavailable(f"Alertmanager at {self.base} {why} — `{cmd('status')}`; "
+                                          f"`{cmd('up')}` starts it", why) from None
         if r.status_code >= 400:
-            raise StackError(f"Alertmanager answered {path} with HTTP {r.status_code}: "
-                             f"{r.text.strip()[:200]} — `{cmd('logs --service alertmanager')}`")
+            why = f"answered {path} with HTTP {r.status_code}: {r.text.strip()[:200]}"
+            raise AlertmanagerUnavailable(f"Alertmanager {why} — `{cmd('logs --service alertmanager')}`",
+                                          why)
         return r
 
     def alerts(self) -> list[dict]:
@@ -288,15 +307,51 @@ def send_test(am: Alertmanager, kinds: tuple[str, ...], *, deadline_s: float = T
 # -- what `invoke alerts` runs ------------------------------------------------------------
 
 
-def for_stack(stack) -> Alertmanager:
+def for_stack(stack, *, timeout_s: float = 10.0) -> Alertmanager:
     """The stack's Alertmanager, at its published port (``stack``: a config.stack.Stack)."""
     from stackctl.config.settings import ALERTMANAGER
 
-    return Alertmanager(stack.api_url(ALERTMANAGER.port_key))
+    return Alertmanager(stack.api_url(ALERTMANAGER.port_key),
+                        httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False))
 
 
 def active(stack, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[AlertRow]:
     return alert_rows(for_stack(stack).alerts(), now())
+
+
+# -- what `invoke status` shows ----------------------------------------------------------
+
+STATUS_TIMEOUT_S = 3.0  # a hung Alertmanager costs status seconds, not the default 10
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The alerts as status shows them: Alertmanager's rows, or why it could not be
+    asked (one line naming what to do; then ``rows`` is empty and means nothing)."""
+
+    rows: tuple[AlertRow, ...] = ()
+    unavailable: str = ""
+
+
+def listing(stack, *, running: bool, am: Alertmanager | None = None,
+            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Listing:
+    """Never raises: status must answer whatever state Alertmanager is in.
+    ``running``: whether its container runs (status knows; not asked over HTTP then)."""
+    from stackctl.config.settings import ALERTMANAGER
+
+    logs = f"`{cmd(f'logs --service {ALERTMANAGER.name}')}`"
+    if not running:
+        return Listing(unavailable=f"{ALERTMANAGER.title} is not running, so the alerts firing are "
+                                   f"not known — `{cmd('up')}` starts it")
+    am = am or for_stack(stack, timeout_s=STATUS_TIMEOUT_S)
+    try:
+        return Listing(tuple(alert_rows(am.alerts(), now())))
+    except AlertmanagerUnavailable as err:
+        return Listing(unavailable=f"{ALERTMANAGER.title} at {am.base} {err.why}, so the alerts "
+                                   f"firing are not known — {logs}")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # not Alertmanager's v2 shape
+        return Listing(unavailable=f"{ALERTMANAGER.title} at {am.base} answered /api/v2/alerts with "
+                                   f"something unreadable ({type(err).__name__}) — {logs}")
 
 
 @dataclass(frozen=True)

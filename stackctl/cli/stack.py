@@ -63,12 +63,14 @@ def down(c, volumes=False, yes=False, keep_foundry=False):
 @task
 @edge
 def status(c):
-    """Services, health, URLs, the Foundry endpoint and its loaded models."""
+    """Services, health, URLs, the Foundry endpoint and its loaded models, the alerts firing."""
+    from stackctl.lifecycle.ops import alert_section, status_table
     from stackctl.lifecycle.ops import status as do_status
-    from stackctl.lifecycle.ops import status_table
 
     rep = do_status()
     R.console.print(status_table(rep))
+    for line in alert_section(rep):
+        R.info(line)
     if not rep.healthy:
         raise Exit(code=1)
 

@@ -1,5 +1,5 @@
 """`down / status / logs`: thin compositions over compose and the engine, and the
-status table they print (a pure rendering of StatusReport)."""
+status table and alert section they print (pure renderings of StatusReport)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from rich.markup import escape
 from rich.table import Table
 
+from stackctl.alerting import client as alerting
+from stackctl.config.settings import ALERTMANAGER, PROMETHEUS
 from stackctl.config.stack import Stack, load_stack
+from stackctl.console import cmd
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
 from stackctl.errors import StackError
@@ -51,6 +54,7 @@ class StatusReport:
     urls: dict[str, str]
     foundry: foundry_link.FoundryView | None
     foundry_reason: str | None
+    alerts: alerting.Listing | None = None  # None: not asked
 
     @property
     def healthy(self) -> bool:
@@ -63,7 +67,9 @@ def status() -> StatusReport:
     client = engine.client()
     states = engine.services(client, stack.project)
     view, reason = foundry_link.current(stack)
-    return StatusReport(stack, states, stack.urls, view, reason)
+    am = states.get(ALERTMANAGER.name)
+    alerts = alerting.listing(stack, running=am is not None and am.state == "running")
+    return StatusReport(stack, states, stack.urls, view, reason, alerts)
 
 
 def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:
@@ -105,3 +111,25 @@ def status_table(rep: StatusReport) -> Table:
         t.add_row("foundry (host)", f"[red]{label}[/]", "", "",
                   escape(rep.foundry_reason or ""))
     return t
+
+
+def alert_section(rep: StatusReport) -> list[str]:
+    """The lines under the status table: the alerts firing as `alerts` prints them
+    (one line each, its runbook under it), "no alerts firing", or one line saying
+    why they are not known. A Prometheus that is not running evaluates no rule, so
+    "no alerts firing" would be a false all-clear: said on a line of its own. Pure."""
+    if rep.alerts is None:
+        return []
+    if rep.alerts.unavailable:
+        out = [f"alerts: {rep.alerts.unavailable}"]
+    elif not rep.alerts.rows:
+        out = ["alerts: no alerts firing"]
+    else:
+        out = [f"alerts firing ({len(rep.alerts.rows)}):"]
+        out += [f"  {line}" for line in alerting.alert_lines(list(rep.alerts.rows))]
+    prom = rep.services.get(PROMETHEUS.name)
+    if prom is None or not prom.ok:
+        state = "absent" if prom is None else f"{prom.state}, {prom.health}"
+        out.append(f"alerts: {PROMETHEUS.title} is {state}: alert rules may not be evaluated, so an "
+                   f"alert can be missing here — `{cmd(f'logs --service {PROMETHEUS.name}')}`, `{cmd('up')}`")
+    return out
