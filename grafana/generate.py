@@ -17,12 +17,12 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 if not __package__:  # run as a file: make the repo root importable for `grafana.*`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grafana import foundry_local, stack_health
+from grafana import chats, foundry_local, stack_health
 
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
 
 # Each module has UID and build(); its file is <UID>.json.
-DASHBOARDS = (foundry_local, stack_health)
+DASHBOARDS = (chats, foundry_local, stack_health)
 
 
 def _number_panels(panels: list) -> None:

@@ -51,8 +51,9 @@ def table_query(expr: str, ref_id: str) -> prometheus.Dataquery:
     return query(expr, ref_id=ref_id).format(prom.PromQueryFormat.TABLE).instant()
 
 
-def quantile_queries(histogram: str, selector: str, by: str, legend: str) -> list:
-    """One histogram_quantile query per QUANTILES entry, over ``$__rate_interval``."""
+def quantile_queries(histogram: str, selector: str, by: str, legend: str,
+                     quantiles: tuple[float, ...] = QUANTILES) -> list:
+    """One histogram_quantile query per quantile, over ``$__rate_interval``."""
     return [
         query(
             f"histogram_quantile({q}, sum by ({by}, le) "
@@ -60,7 +61,7 @@ def quantile_queries(histogram: str, selector: str, by: str, legend: str) -> lis
             legend=f"{legend} p{round(q * 100)}",
             ref_id=chr(ord("A") + i),
         )
-        for i, q in enumerate(QUANTILES)
+        for i, q in enumerate(quantiles)
     ]
 
 

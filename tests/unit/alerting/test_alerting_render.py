@@ -19,7 +19,7 @@ from stackctl.alerting.render import BASE_FILE, NOTIFY, NULL
 from stackctl.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[3]
-RULES = REPO / "prometheus" / "rules" / "foundry.alerts.yml"
+RULES_DIR = REPO / "prometheus" / "rules"
 
 TOKEN = "T0K3N-s3cr3t"
 # The minimal .env lines that turn each receiver kind on.
@@ -199,12 +199,13 @@ def test_every_alerting_key_is_used_and_sensitive_ones_are_the_secrets() -> None
 
 
 def _rules() -> dict[str, dict]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+    groups = [g for f in sorted(RULES_DIR.glob("*.alerts.yml"))
+              for g in yaml.safe_load(f.read_text())["groups"]]
     return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
 
 
 def test_foundry_down_inhibits_exactly_the_symptoms_it_causes() -> None:
-    (rule,) = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
+    rule, _gateway = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
     assert rule["source_matchers"] == ['alertname="FoundryLocalDown"']
     assert rule["target_matchers"] == ['foundry_symptom="true"']
     assert rule["equal"] == ["target"]
@@ -214,6 +215,20 @@ def test_foundry_down_inhibits_exactly_the_symptoms_it_causes() -> None:
     assert symptoms == {"FoundryTTFTHigh", "FoundryChatLatencyHigh", "FoundryNoChatModelLoaded",
                         "FoundryProbeErrorRatioHigh"}
     assert "foundry_symptom" not in rules["FoundryLocalDown"].get("labels", {}), "it would inhibit itself"
+
+
+def test_foundry_down_inhibits_the_gateways_real_traffic_symptoms() -> None:
+    """Failing and slow real chats have the same cause; the gateway's series carry
+    no exporter target, so the rule matches on the cause alone."""
+    _foundry, rule = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
+    assert rule["source_matchers"] == ['alertname="FoundryLocalDown"']
+    assert rule["target_matchers"] == ['gateway_symptom="true"']
+    assert "equal" not in rule, "gateway alerts have no target label: equal would never match"
+    rules = _rules()
+    symptoms = {name for name, r in rules.items() if r.get("labels", {}).get("gateway_symptom") == "true"}
+    assert symptoms == {"FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh"}
+    assert not [n for n in symptoms if "target" in rules[n].get("labels", {})]
+    assert "gateway_symptom" not in rules["FoundryLocalDown"].get("labels", {}), "it would inhibit itself"
 
 
 def test_every_alert_has_the_runbook_the_templates_print() -> None:

@@ -1,8 +1,9 @@
 """Every PromQL expression in rules and dashboards parses and names only known series.
 
-Known series: the exporter's declared metrics (foundry_exporter.metrics), the
-recording rules, and an explicit list of Prometheus' own and client-library
-series the Stack health dashboard uses.
+Known series: the exporter's and the gateway's declared metrics
+(foundry_exporter.metrics, foundry_gateway.metrics), the recording rules, and
+an explicit list of Prometheus' own and client-library series the Stack health
+dashboard uses.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import promql_parser
 import pytest
 
 from foundry_exporter import metrics
+from foundry_gateway import metrics as gateway_metrics
 from tests.unit.observability import promql_sources as src
 
 # Series not declared by the exporter catalog, each used on purpose.
@@ -34,12 +36,16 @@ REQUIRED_ALERTS = {
     "FoundryLocalDown", "FoundryNoChatModelLoaded", "FoundryExporterDown",
     "FoundryExporterLoopStalled", "FoundryProbeStale", "FoundryTTFTHigh",
     "FoundryChatLatencyHigh", "FoundryProbeErrorRatioHigh", "OpenWebUIDown",
+    "FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh",
 }
+# Every metric a program of the stack declares, each with its catalog.
+DECLARED = (*metrics.METRICS, *gateway_metrics.METRICS)
 
 
 def known_series() -> frozenset[str]:
     return (
         metrics.all_series_names()
+        | gateway_metrics.all_series_names()
         | src.recording_rule_names()
         | PROMETHEUS_SERIES
         | CLIENT_LIBRARY_SERIES
@@ -61,7 +67,7 @@ def test_expression_names_only_known_series(expression: src.Expression) -> None:
 
 def test_every_declared_metric_is_shown_or_alerted_on() -> None:
     used = set().union(*(src.series_names(e.promql) for e in EXPRESSIONS))
-    unused = [m.name for m in metrics.METRICS if not used & set(m.series_names)]
+    unused = [m.name for m in DECLARED if not used & set(m.series_names)]
     assert not unused, f"declared but on no dashboard or rule: {unused}"
 
 
@@ -77,7 +83,7 @@ def test_recording_rule_names_follow_level_metric_operations() -> None:
 
 
 def test_declared_metric_names_have_no_colons() -> None:
-    assert not [n for n in metrics.all_series_names() if ":" in n]
+    assert not [n for m in DECLARED for n in m.series_names if ":" in n]
 
 
 def test_the_required_alerts_exist() -> None:
