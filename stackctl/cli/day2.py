@@ -1,4 +1,4 @@
-"""`backup restore upgrade bench`: day-2 operations on the stack's data and models."""
+"""`backup restore upgrade bench bundle`: day-2 operations on the stack's data and models."""
 
 from __future__ import annotations
 
@@ -139,4 +139,90 @@ def bench(c, models=None, models_file=None, prompts_file=None, rounds=None, thro
         raise Exit(code=1)
 
 
-ns = Collection(backup, restore, upgrade, bench)
+@task(help={"model-path": "save: also carry this local model folder (ONNX Runtime GenAI) in the bundle.",
+            "model-dir": "load: a new folder for the bundle's model folder (default: <project>/models/<its name>).",
+            "force": "save: replace FILE if it exists."})
+@edge
+def bundle(c, action, file, model_path=None, model_dir=None, force=False):
+    """Offline bundle: `bundle save FILE` writes every image the stack runs (and a model folder)
+    into one file; `bundle load FILE` verifies it whole, loads it, and names the next command.
+
+    For a machine without a registry or the model catalog: save on a connected machine,
+    copy the file, load it there, then run the `up` line it prints."""
+    import shlex
+    import time
+
+    from stackctl.config.stack import settled_stack, state_dir_of
+    from stackctl.day2 import bundle as b
+    from stackctl.day2.archive import human
+    from stackctl.docker import engine
+    from stackctl.errors import UsageError
+    from stackctl.foundry.model_spec import resolve
+    from stackctl.lock import stack_lock
+
+    if action not in ("save", "load"):
+        raise UsageError(f"bundle {action!r}: say `{cmd('bundle save FILE')}` or `{cmd('bundle load FILE')}`")
+    wrong = [o for o, v in (("--model-dir", model_dir), ) if v and action == "save"] + \
+        [o for o, v in (("--model-path", model_path), ("--force", force)) if v and action == "load"]
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)} is not an option of `bundle {action}` — see `{cmd('--help bundle')}`")
+    path = b.user_path(file)
+    step, t0 = {}, time.monotonic()
+
+    def progress(what: str, done: int, total: int) -> None:  # a line per 10 %, like pulls
+        pct = min(100, int(100 * done / total)) if total else 100
+        if pct < 100 and done >= total > 0:
+            pct = 99
+        if pct // 10 > step.get(what, -1):
+            step[what] = pct // 10
+            of = f" of {total / 2**20:,.0f} MiB ({pct}%)" if total else ""
+            R.info(f"  {what}: {done / 2**20:,.0f} MiB{of}, {time.monotonic() - t0:.0f}s")
+
+    if action == "save":
+        b.check_target(path, force)
+        folder = b.user_path(model_path) if model_path else None
+        if folder is not None:
+            resolve(None, str(folder))  # the folder `up --model-path` would take, or its one-line why not
+        stack = settled_stack()
+        R.step(f"writing {path} from the images {stack.env_file.name} names")
+        res = b.save(path, stack, b.DockerImages(engine.client()), model_path=folder, force=force,
+                     progress=progress)
+        m = res.manifest
+        R.ok(f"bundle written: {res.path} ({human(res.bytes)}, {len(m.images)} images"
+             f"{f', model folder {m.model_name}' if m.model_name else ''}) in {res.seconds:.0f}s")
+        for note in m.skipped:
+            R.warn(f"  left out: {note}")
+        here = stack.env.get("FOUNDRY_MODEL_PATH")
+        if not m.model_name and here:
+            again = f"bundle save {shlex.quote(str(path))} --force --model-path {shlex.quote(here)}"
+            R.info(f"  No model folder in it (.env serves {here}): add it with `{cmd(again)}`.")
+        there = f"bundle load {shlex.quote(path.name)}"
+        R.info(f"  On the offline machine (the file copied into the project folder): `{cmd(there)}`.")
+        return
+    target = b.user_path(model_dir) if model_dir else None
+    if target is not None:
+        b.check_model_dir(target)  # before reading GBs
+    client = engine.client()
+    with stack_lock(state_dir_of(), "invoke bundle load", on_note=R.warn):
+        R.step(f"verifying {path} (every member against its checksum) before loading anything")
+        with b.open_bundle(path, progress) as verified:
+            m = verified.manifest
+            R.ok(f"{path.name} verified: {len(m.images)} images, {human(m.total_bytes)} "
+                 f"(written {m.created_at} by stack {m.stack_version})")
+            stack = settled_stack()
+            res = b.load(verified, b.DockerImages(client), model_dir=target, env_file=stack.env_file,
+                         env=stack.env, models_home=stack.root / b.MODELS_HOME, progress=progress)
+    for what in res.loaded:
+        R.ok(f"loaded {what}")
+    for what in res.present:
+        R.ok(f"already present (same id): {what}")
+    if res.model_dir:
+        R.ok(f"model folder {m.model_name} written to {res.model_dir}")
+    if res.env_updates:
+        R.ok(f"{stack.env_file.name} now names the bundle's images: "
+             + ", ".join(f"{k}={v}" for k, v in res.env_updates.items()))
+    nxt = "up" + (f" --model-path {shlex.quote(b.shown_path(res.model_dir, stack.root))}" if res.model_dir else "")
+    R.info(f"Next: `{cmd(nxt)}`")
+
+
+ns = Collection(backup, restore, upgrade, bench, bundle)
