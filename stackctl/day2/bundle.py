@@ -523,10 +523,10 @@ def open_bundle(path: Path, progress: Progress = lambda what, done, total: None)
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file — check the path (`{cmd('bundle save FILE')}` writes one)") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory — name a file `{cmd('bundle save FILE')}` wrote") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{path}: is a directory — name a file `{cmd('bundle save FILE')}` wrote")
         if not stat.S_ISREG(st.st_mode):  # a fifo or a device never ends
             raise UsageError(f"{path}: not a regular file — name a file `{cmd('bundle save FILE')}` wrote")
         manifest, members = _check(path, os.fdopen(os.dup(fd), "rb"), st.st_size, progress)
