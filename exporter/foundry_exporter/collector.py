@@ -37,7 +37,7 @@ def render(snapshot: Snapshot, *, exporter: bool = True) -> list[Metric]:
         "probe_last_timestamp_seconds", "probes", "probe_failures", "models_listed",
         "models_loaded", "model_loaded", "chat_ttft_seconds", "chat_duration_seconds",
         "chat_output_tokens", "chat_generation_seconds", "chat_last_ttft_seconds",
-        "chat_last_tokens_per_second")}
+        "chat_last_tokens_per_second", "canary_skipped", "canary_last_skip_timestamp_seconds")}
     for t in snapshot.targets.values():
         _render_target(t, fams.__getitem__)
     out = list(fams.values())
@@ -78,6 +78,10 @@ def _render_target(t: TargetState, f: Callable[[str], Metric]) -> None:
         f("models_loaded").add_metric([t.name], len(loaded.models))
         for model in loaded.models:
             f("model_loaded").add_metric([t.name, model], 1.0)
+    for reason, n in t.canary_skips.items():
+        f("canary_skipped").add_metric([t.name, reason], n)
+    if t.last_skip_wall is not None:
+        f("canary_last_skip_timestamp_seconds").add_metric([t.name], t.last_skip_wall)
     for model, s in t.chat.items():
         labels = [t.name, model]
         f("chat_ttft_seconds").add_metric(labels, s.ttft.cumulative(), s.ttft.total)

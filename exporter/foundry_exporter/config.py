@@ -48,6 +48,9 @@ class Canary:
     model: str = AUTO
     max_tokens: int = 8
     interval: float | None = None  # None: every probe cycle
+    # Skip a due round when the upstream (the stack's gateway) saw real traffic within
+    # the interval: never compete with a user for a single local model.
+    yield_to_traffic: bool = True
 
 
 @dataclass(frozen=True)
@@ -302,13 +305,14 @@ def _probes(node: dict, path: str, p: Problems, kind: str) -> tuple[str, ...]:
 
 
 def _canary(node: Any, path: str, p: Problems) -> Canary:
-    node = p.mapping(node, path, ("model", "max_tokens", "interval"))
+    node = p.mapping(node, path, ("model", "max_tokens", "interval", "yield_to_traffic"))
     if node is None:
         return Canary()
     model = p.string(node, "model", path) or AUTO
     max_tokens = p.integer(node, "max_tokens", path, 8, 1, 256)
     interval = p.duration(node, "interval", path, 0.0) if "interval" in node else None
-    return Canary(model, max_tokens, interval or None)
+    yields = p.boolean(node, "yield_to_traffic", path, True)
+    return Canary(model, max_tokens, interval or None, yields)
 
 
 def _target(node: Any, path: str, p: Problems, environ: dict[str, str],

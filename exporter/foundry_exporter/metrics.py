@@ -36,6 +36,11 @@ FAILURE_REASONS: tuple[str, ...] = (
     "no_chat_model",     # nothing loaded to run the canary against
 )
 
+# Why a due chat canary round was skipped (label ``reason`` of canary_skipped_total).
+CANARY_SKIP_REASONS: tuple[str, ...] = (
+    "real_traffic",      # the stack's gateway saw a real chat in flight or within the interval
+)
+
 # Probe kinds (label ``probe``).
 PROBES: tuple[str, ...] = ("models", "loaded", "chat", "health")
 
@@ -102,6 +107,14 @@ METRICS: tuple[Metric, ...] = (
            "Time to first token of the last chat canary." + _CACHED, ("target", "model")),
     Metric(f"{PREFIX}_chat_last_tokens_per_second", "gauge",
            "Output tokens per second of the last chat canary." + _CACHED, ("target", "model")),
+    Metric(f"{PREFIX}_canary_skipped", "counter",
+           "Due chat canary rounds skipped, by closed-set reason (real_traffic: the stack's "
+           "gateway saw a user's chat within the canary interval, so the canary did not "
+           "compete with it; the last canary values stay).", ("target", "reason")),
+    Metric(f"{PREFIX}_canary_last_skip_timestamp_seconds", "gauge",
+           "Unix time a due chat canary round was last skipped; a chat probe older than its "
+           "interval while this is recent means the canary is yielding to users, not stuck.",
+           ("target",)),
     # -- the exporter itself -----------------------------------------------
     Metric(f"{PREFIX}_exporter_build", "info", "Exporter version.", ("version",)),
     Metric(f"{PREFIX}_exporter_targets", "gauge", "Targets in the loaded config.", ()),

@@ -12,7 +12,9 @@ Invariants (issue 13, "/probe is an open proxy"):
   a module's API key goes only where the config sends it. Its listings run
   per request; its chat canary runs at most once per ``canary.interval`` of the
   module (default ``DEFAULT_PROBE_CANARY_INTERVAL``), otherwise the last canary
-  result is served (its timestamp shows its age).
+  result is served (its timestamp shows its age); a due canary is skipped, like
+  the background loop's, when the URL is the stack's gateway and it saw real
+  traffic within that interval.
 Results of URL targets are rendered alone and never folded into /metrics.
 """
 
@@ -28,7 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from .collector import SnapshotCollector
 from .config import DEFAULT_PROBE_CANARY_INTERVAL, Config, Target, canonical_url, url_problem
 from .probes import ProbeContext, run_cycle
-from .results import ProbeResult
+from .probes.activity import canary_skip
+from .results import CanarySkip, ProbeResult
 from .state import Snapshot, fold, initial_state
 
 TEXT = "text/plain; charset=utf-8"
@@ -91,28 +94,33 @@ class OnDemand:
         assert module is not None  # resolve() refuses a URL target without one
         future = asyncio.run_coroutine_threadsafe(self._cycle(resolved, module, budget), self._loop)
         try:
-            results = future.result(timeout=budget + 2.0)
+            results, skip = future.result(timeout=budget + 2.0)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
             future.cancel()
             return 504, TEXT, b"probe did not finish (exporter shutting down or overloaded)\n"
-        return _render(fold(initial_state((resolved,)), results))
+        return _render(fold(initial_state((resolved,)), results, None, skip))
 
     async def _cycle(self, target: Target, module: str,
-                     budget: float) -> tuple[ProbeResult, ...]:
+                     budget: float) -> tuple[tuple[ProbeResult, ...], CanarySkip | None]:
         key = (target.url, module)
         every = target.module.canary.interval or DEFAULT_PROBE_CANARY_INTERVAL
-        now = self._ctx.clock.monotonic()
+        clock = self._ctx.clock
+        now = clock.monotonic()
         started, cached = self._canaries.get(key, (None, None))
         due = "chat" in target.module.probes and (started is None or now - started >= every)
+        skip = None
         if due:  # claimed before the first await: concurrent requests cannot both run it
             self._canaries[key] = (now, cached)
-        results = await run_cycle(self._ctx, target, chat=due, budget=budget)
-        if due:
+            skip = await canary_skip(self._ctx, target, every, budget)  # a skip uses the round
+        ran = due and skip is None
+        left = max(0.001, budget - (clock.monotonic() - now))
+        results = await run_cycle(self._ctx, target, chat=ran, budget=left)
+        if ran:
             chat = next((r for r in results if r.probe == "chat"), None)
             self._canaries[key] = (now, chat)
         elif cached is not None:
             results = (*results, cached)
-        return results
+        return results, skip
 
 
 def _render(snapshot: Snapshot) -> tuple[int, str, bytes]:

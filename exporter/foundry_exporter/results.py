@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .metrics import FAILURE_REASONS
+from .metrics import CANARY_SKIP_REASONS, FAILURE_REASONS
 
 
 @dataclass(frozen=True)
@@ -46,3 +46,16 @@ class ProbeResult:
             raise ValueError("reason must be set exactly when the probe failed")
         if self.reason is not None and self.reason not in FAILURE_REASONS:
             raise ValueError(f"reason {self.reason!r} is not in FAILURE_REASONS")
+
+
+@dataclass(frozen=True)
+class CanarySkip:
+    """A due chat canary round that did not run, and why (not a probe: nothing was sent)."""
+
+    target: str
+    reason: str        # one of metrics.CANARY_SKIP_REASONS
+    at: float          # unix time (wall clock) of the decision
+
+    def __post_init__(self) -> None:
+        if self.reason not in CANARY_SKIP_REASONS:
+            raise ValueError(f"reason {self.reason!r} is not in CANARY_SKIP_REASONS")

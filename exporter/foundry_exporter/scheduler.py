@@ -1,5 +1,9 @@
 """The background probe loop: one asyncio task per target plus a heartbeat.
 
+A due canary round first asks the upstream for real traffic (``probes.activity``)
+and is skipped, counted, when a user's chat was seen within the canary
+interval; the listings run regardless.
+
 Invariants: each target's cycles never overlap (a slow cycle delays the next
 one instead of piling up); every cycle's results are folded into the store in
 one atomic swap; ``run`` returns only after every task it started has ended,
@@ -14,6 +18,7 @@ import logging
 
 from .config import Target
 from .probes import ProbeContext, run_cycle
+from .probes.activity import canary_skip
 from .results import ProbeResult
 from .state import Store, fold, tick
 
@@ -50,20 +55,30 @@ class Scheduler:
         due = clock.monotonic()
         last_canary: float | None = None
         every = target.module.canary.interval
+        window = every if every is not None else target.interval
+        has_chat = "chat" in target.module.probes
+        yielding = False
         while True:
             started = clock.monotonic()
             chat = every is None or last_canary is None or started - last_canary >= every - 0.001
+            skip = None
             try:
-                results = await run_cycle(self._ctx, target, chat=chat)
+                if chat and has_chat:  # a due round: yield it to real traffic (never raises)
+                    skip = await canary_skip(self._ctx, target, window)
+                results = await run_cycle(self._ctx, target, chat=chat and skip is None)
             except asyncio.CancelledError:
                 raise
             except Exception:  # run_cycle never raises; keep the loop alive if it ever does
                 log.exception("probe cycle for %s crashed", target.name)
                 results = ()
-            if chat:
+            if chat:  # run or skipped, the round is used: the next one is an interval away
                 last_canary = started
+                if (skip is not None) != yielding:
+                    yielding = skip is not None
+                    log.info("%s: chat canary %s", target.name, "skips rounds while real traffic "
+                             "flows" if yielding else "runs again (no real traffic in its interval)")
             self._log_changes(results)
-            self._store.update(fold, results, clock.monotonic())
+            self._store.update(fold, results, clock.monotonic(), skip)
             due += target.interval
             now = clock.monotonic()
             if due < now:  # overran: skip the missed slots rather than bursting

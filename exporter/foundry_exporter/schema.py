@@ -84,6 +84,13 @@ class Problems:
             return default
         return value
 
+    def boolean(self, node: dict, key: str, path: str, default: bool) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.add(join(path, key), f"expected true or false, got {q(value)}")
+            return default
+        return value
+
     def string(self, node: dict, key: str, path: str, required: str | None = None) -> str | None:
         """A non-empty string; ``required`` is the fix to print when the key is missing."""
         if key not in node:

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass, field, replace
 
 from .config import Target
-from .metrics import FAILURE_REASONS, LATENCY_BUCKETS
-from .results import ChatStats, ProbeResult
+from .metrics import CANARY_SKIP_REASONS, FAILURE_REASONS, LATENCY_BUCKETS
+from .results import CanarySkip, ChatStats, ProbeResult
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class TargetState:
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     durations: dict[str, Hist] = field(default_factory=dict)
     chat: dict[str, ChatSeries] = field(default_factory=dict)
+    canary_skips: dict[str, int] = field(default_factory=dict)  # reason -> due rounds skipped
+    last_skip_wall: float | None = None
     last_cycle_monotonic: float | None = None
 
     @property
@@ -86,18 +88,30 @@ def initial_state(targets: tuple[Target, ...], now_monotonic: float = 0.0) -> Sn
             t.name, t.kind, probes,
             runs={p: 0 for p in probes},
             failures={(p, r): 0 for p in probes for r in FAILURE_REASONS},
-            durations={p: Hist() for p in probes})
+            durations={p: Hist() for p in probes},
+            canary_skips={r: 0 for r in CANARY_SKIP_REASONS}
+            if "chat" in probes and t.module.canary.yield_to_traffic else {})
     return Snapshot(states, started_monotonic=now_monotonic)
 
 
 def fold(snapshot: Snapshot, results: tuple[ProbeResult, ...],
-         cycle_end_monotonic: float | None = None) -> Snapshot:
-    """``snapshot`` advanced by one cycle's ``results`` (all for one target)."""
+         cycle_end_monotonic: float | None = None, skip: CanarySkip | None = None) -> Snapshot:
+    """``snapshot`` advanced by one cycle's ``results`` (all for one target).
+
+    A skipped canary round (``skip``) is counted and completes the cycle like a
+    probe does: a target whose only probe is the canary must not look stuck
+    (``health``) while it yields to real traffic. Its last canary values stay.
+    """
     targets = dict(snapshot.targets)
     for r in results:
         targets[r.target] = _fold_one(targets[r.target], r)
-    if results and cycle_end_monotonic is not None:
-        name = results[0].target
+    if skip is not None:
+        t = targets[skip.target]
+        targets[skip.target] = replace(
+            t, canary_skips={**t.canary_skips, skip.reason: t.canary_skips.get(skip.reason, 0) + 1},
+            last_skip_wall=skip.at)
+    name = results[0].target if results else skip.target if skip is not None else None
+    if name is not None and cycle_end_monotonic is not None:
         targets[name] = replace(targets[name], last_cycle_monotonic=cycle_end_monotonic)
     return replace(snapshot, targets=targets)
 

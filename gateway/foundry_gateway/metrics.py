@@ -72,9 +72,13 @@ METRICS: tuple[Metric, ...] = (
            "Tokens from the upstream's usage block, by model and type (prompt, completion).",
            ("model", "type")),
     Metric(f"{PREFIX}_in_flight_requests", "gauge",
-           "Requests being proxied right now (chat and embeddings).", ()),
+           "Requests being proxied right now (chat and embeddings, canary excluded).", ()),
     Metric(f"{PREFIX}_upstream_errors", "counter",
            "Upstream failures by closed-set reason.", ("reason",)),
+    Metric(f"{PREFIX}_canary_requests", "counter",
+           "Requests marked as the exporter's canary (X-Foundry-Canary: 1), by route and HTTP "
+           "status: relayed, but counted only here, never in the real-traffic series "
+           "(requests, durations, TTFT, tokens, users, in-flight).", ("route", "code")),
     Metric(f"{PREFIX}_user_requests", "counter",
            "Chat and embedding requests per user (opt-in: per_user.enabled; from Open WebUI's "
            "forwarded user header; the first per_user.max_users users, then other).",

@@ -15,10 +15,13 @@ import json
 import logging
 import time
 
+from foundry_exporter.probes.activity import CANARY_HEADER
+
+from .activity import Activity
 from .config import Config
 from .metrics import NONE
 from .models import ModelList, list_body, model_object
-from .recorder import Recorder
+from .recorder import CanaryRecorder, Recorder
 from .relay import StreamRelay, usage_of
 from .routes import Route, route
 from .server import ClientConnection, ClientGone, Request
@@ -31,6 +34,7 @@ _HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
         b"trailer", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
         b"content-length"}
 _FORWARD_REQUEST = (b"content-type", b"accept", b"user-agent")
+_CANARY = CANARY_HEADER.lower().encode()  # the exporter's mark: relayed, never counted as real
 _JSON = [(b"content-type", b"application/json")]
 _TIMEOUTS = {"connect_timeout", "header_timeout", "idle_timeout", "total_timeout"}
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection first"
@@ -68,6 +72,8 @@ class Gateway:
     def __init__(self, config: Config, recorder: Recorder, client: UpstreamClient,
                  models: ModelList) -> None:
         self.config, self.rec, self.client, self.models = config, recorder, client, models
+        self.canary = CanaryRecorder(recorder)
+        self.activity = Activity()
         self.key = config.api_key.encode()
         self.user_header = config.per_user.header_name.encode() if config.per_user.enabled else None
 
@@ -86,6 +92,8 @@ class Gateway:
             return
         if r.refused:
             await self._refuse(out, r, received)
+        elif r.name == "activity":  # key holders only, whatever metrics_require_key says
+            await out.respond_json(200, self.activity.report(time.monotonic(), time.time()))
         elif r.name == "metrics":
             text = await asyncio.to_thread(self.rec.render)
             await out.respond(200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
@@ -164,13 +172,25 @@ class Gateway:
                 doc["stream_options"] = {**(opts if isinstance(opts, dict) else {}),
                                          "include_usage": True}
                 body, strip = json.dumps(doc, separators=(",", ":")).encode(), True
+        forward: list[tuple[bytes, bytes]] = []
+        canary, raw_user = False, None
+        for k, v in headers:
+            if k in _FORWARD_REQUEST:
+                forward.append((k, v))
+            elif k == _CANARY:
+                canary = v.strip() == b"1"
+            elif k == self.user_header and raw_user is None:
+                raw_user = v
+        # The canary is relayed like any chat but recorded apart (CanaryRecorder) and is
+        # no activity: it must neither show on the Chats dashboard nor make itself skip.
+        rec = self.canary if canary else self.rec
         user = None
-        if self.user_header is not None:
-            raw = next((v for k, v in headers if k == self.user_header), b"")
-            user = self.rec.user(raw.decode("utf-8", "replace").strip())
-        forward = [(k, v) for k, v in headers if k in _FORWARD_REQUEST]
-        self.rec.in_flight.inc()
-        model, code = self.rec.model(requested, requested in self.models.known), 502
+        if self.user_header is not None and not canary:
+            user = self.rec.user((raw_user or b"").decode("utf-8", "replace").strip())
+        if not canary:
+            self.rec.in_flight.inc()
+            self.activity.begin(received)
+        model, code = rec.model(requested, requested in self.models.known), 502
         try:
             try:
                 exchange = await self.client.send("POST", self.client.target(target), forward, body)
@@ -179,26 +199,30 @@ class Gateway:
                 return
             try:
                 code, model = await self._answer(out, name, exchange, requested, strip,
-                                                 received, user)
+                                                 received, user, rec)
             finally:
                 exchange.close()
         except ClientGone:
             code = CLIENT_CLOSED
         finally:
-            self.rec.in_flight.dec()
-            self.rec.request(name, model, code, time.monotonic() - received, user)
+            done = time.monotonic()
+            if not canary:
+                self.rec.in_flight.dec()
+                self.activity.end(done)
+            rec.request(name, model, code, done - received, user)
 
     async def _answer(self, out: ClientConnection, name: str, exchange, requested: str | None,
-                      strip: bool, received: float, user: str | None) -> tuple[int, str]:
+                      strip: bool, received: float, user: str | None,
+                      rec: Recorder | CanaryRecorder) -> tuple[int, str]:
         status = exchange.status
-        model = self.rec.model(requested, status < 400 or requested in self.models.known)
+        model = rec.model(requested, status < 400 or requested in self.models.known)
         if 300 <= status < 400:
             return await self._upstream_failed(out, UpstreamError(
                 "redirect", f"answered {status}; the gateway does not follow redirects")), model
         if status >= 500:
             self.rec.upstream_error("http_5xx")
         if exchange.header(b"content-type").startswith(b"text/event-stream"):
-            return await self._stream(out, exchange, model, strip, received, user), model
+            return await self._stream(out, exchange, model, strip, received, user, rec), model
         try:
             payload = await exchange.read_all()
         except UpstreamError as exc:
@@ -206,11 +230,11 @@ class Gateway:
         await out.respond(status, response_headers(exchange.headers), payload)
         if status == 200:
             prompt, completion = usage_of(payload)
-            self.rec.tokens(model, prompt, completion, user)
+            rec.tokens(model, prompt, completion, user)
         return status, model
 
     async def _stream(self, out: ClientConnection, exchange, model: str, strip: bool,
-                      received: float, user: str | None) -> int:
+                      received: float, user: str | None, rec: Recorder | CanaryRecorder) -> int:
         """Relay an event stream from the upstream connection's own callback.
 
         Per upstream read: frame check, the relay's byte scan, one client write.
@@ -218,7 +242,7 @@ class Gateway:
         """
         relay = StreamRelay(strip)
         stats = relay.stats
-        gaps, generation = self.rec.stream_timing(model)
+        gaps, generation = rec.stream_timing(model)
         out.start(exchange.status, response_headers(exchange.headers))
         code = exchange.status
         clock = time.monotonic
@@ -247,7 +271,7 @@ class Gateway:
                     exchange.pause()
                     draining.add(loop.create_task(resume_when_drained()))
             if first is None and stats.first_content_at is not None:
-                self.rec.ttft(model, now - received)
+                rec.ttft(model, now - received)
                 flushed[0] = now
             elif stats.gaps and now - flushed[0] >= GAP_FLUSH_SECONDS:
                 _observe_all(gaps, stats.gaps)
@@ -259,7 +283,7 @@ class Gateway:
             if tail:
                 await out.send(tail)
         except UpstreamError as exc:
-            self.rec.upstream_error(exc.reason)
+            rec.upstream_error(exc.reason)
             log.warning("upstream %s mid-stream: %s", exc.reason, exc)
             code = status_for(exc.reason)
             event = json.dumps(error_doc(f"upstream: {exc}", exc.reason))
@@ -270,8 +294,8 @@ class Gateway:
         if stats.first_content_at is not None:
             generation.inc(time.monotonic() - stats.first_content_at)
         if stats.invalid_events:
-            self.rec.upstream_error("invalid_sse")
-        self.rec.tokens(model, stats.prompt_tokens, stats.completion_tokens, user)
+            rec.upstream_error("invalid_sse")
+        rec.tokens(model, stats.prompt_tokens, stats.completion_tokens, user)
         return code
 
 

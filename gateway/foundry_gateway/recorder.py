@@ -119,3 +119,44 @@ class Recorder:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Discard:
+    """An instrument that records nothing (a canary's histogram and counter children)."""
+
+    def observe(self, _value: float) -> None:
+        pass
+
+    def inc(self, _amount: float = 1) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
+class CanaryRecorder:
+    """What a request marked as the exporter's canary records, in the Recorder's shape.
+
+    Only ``canary_requests_total`` and upstream failures (the health of the door,
+    whoever found it broken); never the real-traffic series, so the Chats
+    dashboard shows users' chats only. Streams take the same code path as real
+    ones, with instruments that discard.
+    """
+
+    def __init__(self, rec: Recorder) -> None:
+        self._rec = rec
+        self.model = rec.model
+        self.upstream_error = rec.upstream_error
+
+    def request(self, route: str, _model: str, code: int, _seconds: float | None,
+                _user: str | None = None) -> None:
+        self._rec.m["canary_requests"].labels(route, str(code)).inc()
+
+    def tokens(self, *_args: object) -> None:
+        pass
+
+    def ttft(self, _model: str, _seconds: float) -> None:
+        pass
+
+    def stream_timing(self, _model: str) -> tuple[_Discard, _Discard]:
+        return _DISCARD, _DISCARD

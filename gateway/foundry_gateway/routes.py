@@ -3,13 +3,17 @@
 Paths are matched exactly (no normalisation, no prefix match), so ``..``,
 percent-encoding or a trailing slash cannot reach anything but the five doors.
 Model ids inside ``/v1/models/{id}`` are answered by the gateway itself, never
-forwarded, so they cannot smuggle a path upstream.
+forwarded, so they cannot smuggle a path upstream; so are ``/healthz``,
+``/metrics`` and ``/gateway/activity`` (when real traffic was last seen, for
+the exporter's canary).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+from foundry_exporter.probes.activity import ACTIVITY_PATH
 
 # path -> (route label, allowed method)
 EXACT: dict[str, tuple[str, str]] = {
@@ -23,12 +27,12 @@ MODEL_PREFIX = "/v1/models/"
 FORBIDDEN_PREFIXES = ("/shutdown", "/models/load", "/models/unload", "/openai/load",
                       "/openai/unload", "/v1/audio", "/v1/responses", "/status")
 # Served by the gateway itself.
-HEALTHZ, METRICS = "/healthz", "/metrics"
+HEALTHZ, METRICS, ACTIVITY = "/healthz", "/metrics", ACTIVITY_PATH
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where a request goes: ``name`` is a ROUTES label, or ``healthz``/``metrics``;
+    """Where a request goes: ``name`` is a ROUTES label, or ``healthz``/``metrics``/``activity``;
     a refusal carries its status and a one-line reason."""
 
     name: str
@@ -47,6 +51,8 @@ def route(method: str, target: str) -> Route:
         return _only(method, "GET", Route("healthz"), path)
     if path == METRICS:
         return _only(method, "GET", Route("metrics"), path)
+    if path == ACTIVITY:
+        return _only(method, "GET", Route("activity"), path)
     if path in EXACT:
         name, allowed = EXACT[path]
         return _only(method, allowed, Route(name), path)

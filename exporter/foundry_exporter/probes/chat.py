@@ -21,6 +21,7 @@ from ..config import AUTO, Target
 from ..httpio import ProbeFailure, auth_headers, check_status
 from ..results import ChatStats
 from ..sse import DONE, SSEDecoder, parse_chunk
+from .activity import CANARY_HEADER
 from .base import Outcome, ProbeContext
 from .listing import list_candidates
 from .urls import chat_url
@@ -59,7 +60,9 @@ async def probe_chat(ctx: ProbeContext, target: Target,
             marks["sent"] = clock.monotonic()
 
     body = canary_request(model, target.module.canary.max_tokens)
-    headers = {"Accept": "text/event-stream", **auth_headers(target.module.api_key)}
+    # Marked, so the stack's gateway relays it without counting it as a user's chat.
+    headers = {"Accept": "text/event-stream", CANARY_HEADER: "1",
+               **auth_headers(target.module.api_key)}
     before = clock.monotonic()
     async with ctx.canary_client.stream("POST", chat_url(target.kind, target.url), json=body,
                                  headers=headers, timeout=target.module.timeout,

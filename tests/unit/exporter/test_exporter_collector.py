@@ -8,7 +8,7 @@ from foundry_exporter import __version__
 from foundry_exporter.collector import SnapshotCollector
 from foundry_exporter.config import Module, Target
 from foundry_exporter.metrics import FAILURE_REASONS, METRICS, all_series_names
-from foundry_exporter.results import ChatStats, ProbeResult
+from foundry_exporter.results import CanarySkip, ChatStats, ProbeResult
 from foundry_exporter.state import Snapshot, fold, initial_state, tick
 
 T = Target("f", "http://f:1", Module("foundry", ("models", "loaded", "chat")))
@@ -99,6 +99,7 @@ def test_every_rendered_family_is_declared_and_every_declared_family_renders() -
     c = ChatStats("m:1", 0.01, 0.1, 0.09, 9)
     s = tick(fold(initial_state((T,)), (_r("models", models=("m:1",)),
                                         _r("loaded", models=("m:1",)), _r("chat", chat=c))), 1, 1)
+    s = fold(s, (_r("models", models=("m:1",)),), 2, CanarySkip("f", "real_traffic", 1.7e9))
     registry = _registry(s)
     rendered = {family.name for family in registry.collect() if family.samples}
     assert rendered == {m.name for m in METRICS}

@@ -136,9 +136,10 @@ def test_url_canary_runs_at_most_once_per_module_canary_interval(config, loop) -
     assert upstream.chats() == 2  # at 0 s and 30 s (interval 30 s), never in between
     for body in bodies:  # the cached canary is still served between runs
         assert f'foundry_chat_last_ttft_seconds{{model="{MODEL}",target="http://allowed:2/v1"}}' in body
-    # The module's key, only to the URL its entry allows; nothing else was contacted.
-    assert {(url.split("/v1")[0], auth) for _, url, auth in upstream.seen} == {
-        ("http://allowed:2", "Bearer module-secret")}
+    # The module's key, only to the URL its entry allows (its listings, canary and, before
+    # each due canary, the gateway activity report); nothing else was contacted.
+    assert {(url.split("/v1")[0].removesuffix("/gateway/activity"), auth)
+            for _, url, auth in upstream.seen} == {("http://allowed:2", "Bearer module-secret")}
 
 
 def test_configured_name_serves_the_cached_results_and_sends_nothing(config, loop) -> None:

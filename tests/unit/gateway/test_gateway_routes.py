@@ -15,6 +15,7 @@ from foundry_gateway.routes import route
     ("GET", "/models/loaded", "loaded"),
     ("GET", "/healthz", "healthz"),
     ("GET", "/metrics", "metrics"),
+    ("GET", "/gateway/activity", "activity"),
 ])
 def test_allowed(method: str, target: str, name: str) -> None:
     r = route(method, target)
@@ -43,6 +44,10 @@ def test_model_id_is_decoded_and_answered_locally() -> None:
     ("DELETE", "/v1/models", 405),
     ("POST", "/models/loaded", 405),
     ("HEAD", "/healthz", 405),
+    ("POST", "/gateway/activity", 405),
+    ("GET", "/gateway/activity/", 404),
+    ("GET", "/gateway", 404),
+    ("GET", "/gateway/activity%2F", 404),
 ])
 def test_refused(method: str, target: str, status: int) -> None:
     r = route(method, target)
