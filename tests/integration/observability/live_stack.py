@@ -21,20 +21,26 @@ import httpx
 import yaml
 
 PROMETHEUS = "/usr/bin/prometheus"
+SECRETS_MOUNT = "/etc/prometheus-secrets"  # the gateway key and target list, in the container
 T = TypeVar("T")
 
 
-def render_prometheus_config(text: str, addresses: dict[str, list[str]]) -> str:
-    """prometheus.yml with each job's static targets replaced by ``addresses[job]``.
+def render_prometheus_config(text: str, addresses: dict[str, list[str]],
+                             secrets_dir: Path | None = None) -> str:
+    """prometheus.yml with each job's targets (static or a file_sd list) replaced by
+    static ``addresses[job]``, and the container's secrets folder by ``secrets_dir``.
 
     Every job must be given an address: a job left pointing at a compose
     hostname would fail silently in a test.
     """
+    if secrets_dir is not None:
+        text = text.replace(SECRETS_MOUNT, str(secrets_dir))
     doc = yaml.safe_load(text)
     jobs = [c["job_name"] for c in doc["scrape_configs"]]
     if sorted(jobs) != sorted(addresses):
         raise ValueError(f"prometheus.yml jobs {jobs} != addresses given for {sorted(addresses)}")
     for scrape in doc["scrape_configs"]:
+        scrape.pop("file_sd_configs", None)
         scrape["static_configs"] = [{"targets": addresses[scrape["job_name"]]}]
     return yaml.safe_dump(doc, sort_keys=False)
 
@@ -100,12 +106,12 @@ def start_exporter(config: Path, port: int, workdir: Path) -> Process:
 
 
 def start_prometheus(project_config: Path, rules_dir: Path, addresses: dict[str, list[str]],
-                     port: int, workdir: Path) -> Process:
+                     port: int, workdir: Path, secrets_dir: Path | None = None) -> Process:
     confdir = workdir / "prometheus"
     confdir.mkdir()
     (confdir / "rules").symlink_to(rules_dir)
     config = confdir / "prometheus.yml"
-    config.write_text(render_prometheus_config(project_config.read_text(), addresses))
+    config.write_text(render_prometheus_config(project_config.read_text(), addresses, secrets_dir))
     proc = start("prometheus", [
         PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}",

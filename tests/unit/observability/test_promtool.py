@@ -6,6 +6,7 @@ quiet evaluation, so a new alert cannot ship untested.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -24,9 +25,54 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_config() -> None:
-    result = promtool("check", "config", src.PROMETHEUS_YML)
+SECRETS_MOUNT = "/etc/prometheus-secrets"  # compose mounts the gateway's key and target here
+# What `up` writes there (stackctl.foundry.door): the key, and a file_sd target list.
+GATEWAY_TARGETS = [{"targets": ["host.docker.internal:9180"], "labels": {"service": "gateway"}}]
+
+
+def config_with_secrets(tmp_path: Path, key: bool = True, targets: object = GATEWAY_TARGETS) -> Path:
+    """A copy of prometheus.yml whose secrets folder is ``tmp_path/secrets`` (next to
+    the project's rules, as in the container), holding the files ``up`` writes."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    if key:
+        (secrets / "gateway.key").write_text("k" * 32 + "\n")
+    (secrets / "gateway.json").write_text(json.dumps(targets))
+    (tmp_path / "rules").symlink_to(src.RULES_DIR)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(src.PROMETHEUS_YML.read_text().replace(SECRETS_MOUNT, str(secrets)))
+    return config
+
+
+def test_check_config_syntax() -> None:
+    """The committed file names secrets that exist only in the container: syntax only."""
+    result = promtool("check", "config", "--syntax-only", src.PROMETHEUS_YML)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_config_in_full_with_the_mounted_secrets(tmp_path: Path) -> None:
+    result = promtool("check", "config", config_with_secrets(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("key", "targets", "words"), [
+    (False, GATEWAY_TARGETS, "gateway.key"),
+    (True, {"targets": "not a list"}, "gateway.json"),
+], ids=["no key file", "malformed target file"])
+def test_the_full_check_sees_a_missing_key_or_a_bad_target_file(
+        tmp_path: Path, key: bool, targets: object, words: str) -> None:
+    result = promtool("check", "config", config_with_secrets(tmp_path, key, targets))
+    assert result.returncode != 0 and words in result.stdout + result.stderr
+
+
+def test_gateway_is_scraped_with_its_key_at_the_target_up_writes() -> None:
+    """No port here: the target list comes from the stack's settings, through ``up``."""
+    jobs = {j["job_name"]: j for j in yaml.safe_load(src.PROMETHEUS_YML.read_text())["scrape_configs"]}
+    gateway = jobs["gateway"]
+    assert gateway["authorization"] == {
+        "type": "Bearer", "credentials_file": f"{SECRETS_MOUNT}/gateway.key"}
+    assert gateway["file_sd_configs"] == [{"files": [f"{SECRETS_MOUNT}/gateway.json"]}]
+    assert "static_configs" not in gateway
 
 
 def test_check_rules() -> None:
