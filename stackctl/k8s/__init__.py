@@ -29,12 +29,12 @@ class Rendered:
 
 
 def k8s_render(out: str | Path, namespace: str | None, upstreams: str | list[str] | None, *,
-               force: bool = False, gateway_image: str | None = None, registry: str = "",
+               force: bool = False, gateway_image: str | None = None, registry: str = "", per_user: bool = False,
                command: str = "k8s-render", root: Path = ROOT) -> Rendered:
     """Check the inputs, read the sources, render and write OUT; nothing is written on any error."""
     ns = check_namespace(namespace)
     up = parse_upstreams(upstreams)
     src = read_sources(root, gateway_image=gateway_image, registry=registry)
-    files = _render.render(src, ns, up, command)
+    files = _render.render(src, ns, up, command, per_user=per_user)
     write_tree(files, Path(out), force=force)
     return Rendered(Path(out), tuple(files), up, tuple(commands(src, ns, str(out))))

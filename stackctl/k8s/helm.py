@@ -38,7 +38,7 @@ HEADER = """\
 """
 
 
-def values(ns: str, src: Sources) -> dict:
+def values(ns: str, src: Sources, per_user: bool = False) -> dict:
     repo, _, tag = src.openwebui_image.rpartition(":")
     port = settings.OPENWEBUI.container_port
     health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
@@ -60,8 +60,10 @@ def values(ns: str, src: Sources) -> dict:
         "openaiApiKeyExistingSecretKey": src.gateway.key_env,
         "extraEnvFrom": [{"configMapRef": {"name": f"{settings.OPENWEBUI.name}-settings"}}],
         "extraEnvVars": [*(secret_env(k, k) for k in SECRET_ENV),
-                         # the gateway counts per user only from Open WebUI's forwarded headers
-                         {"name": "ENABLE_FORWARD_USER_INFO_HEADERS", "value": str(src.gateway.per_user).lower()}],
+                         # The gateway counts per user only from Open WebUI's forwarded user
+                         # headers; off unless asked (user names become metric labels), as in compose.
+                         {"name": "ENABLE_FORWARD_USER_INFO_HEADERS",
+                          "value": str(per_user and src.gateway.per_user).lower()}],
         # compose: healthy within start_period 120 s; here the startup probe allows 150 s.
         "startupProbe": {**health, "periodSeconds": 5, "failureThreshold": 30},
         "readinessProbe": {**health, "failureThreshold": 3},

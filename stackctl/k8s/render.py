@@ -41,7 +41,7 @@ def dump(*docs: dict) -> str:
     return "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=1 << 16) for d in docs)
 
 
-def render(src: Sources, ns: str, up: Upstream, command: str) -> dict[str, str]:
+def render(src: Sources, ns: str, up: Upstream, command: str, *, per_user: bool = False) -> dict[str, str]:
     """File name (relative to OUT) → text. Everything in kustomization.yaml is a manifest;
     the chart's values file and the README are beside it."""
     files = {
@@ -59,7 +59,7 @@ def render(src: Sources, ns: str, up: Upstream, command: str) -> dict[str, str]:
                      "namespace": ns, "resources": list(files)}
     files[KUSTOMIZATION] = f"{MARKER} from {', '.join(_sources(src))}.\n# Do not edit: render again.\n" \
         + dump(kustomization)
-    files[helm.VALUES_FILE] = helm.header(ns, command) + dump(helm.values(ns, src))
+    files[helm.VALUES_FILE] = helm.header(ns, command) + dump(helm.values(ns, src, per_user))
     files["README.md"] = _readme(src, ns, up)
     return files
 

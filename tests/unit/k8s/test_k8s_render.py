@@ -208,3 +208,27 @@ def test_the_kustomization_lists_every_manifest_and_only_those(files):
     kustom = yaml.safe_load(files["kustomization.yaml"])
     assert kustom["namespace"] == NS
     assert set(kustom["resources"]) == set(files) - {"kustomization.yaml", helm.VALUES_FILE, "README.md"}
+
+
+def test_the_values_free_form_parts_are_valid_pod_fields(files):
+    """The chart copies probes, resources, securityContext and env into its pod as they are:
+    checked as a Pod strictly, so a typo there fails here and not in the cluster."""
+    v = yaml.safe_load(files[helm.VALUES_FILE])
+    container = {"name": "open-webui-values", "image": f"{v['image']['repository']}:{v['image']['tag']}",
+                 "ports": [{"name": "http", "containerPort": v["service"]["containerPort"]}],
+                 "env": v["extraEnvVars"], "envFrom": v["extraEnvFrom"], "resources": v["resources"],
+                 "securityContext": v["containerSecurityContext"],
+                 **{p: v[p] for p in ("livenessProbe", "readinessProbe", "startupProbe")}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "values"}, "spec": {"containers": [container]}}
+    assert validate_object(pod) == []
+    pod["spec"]["containers"][0]["startupProbe"]["httpGet"]["pth"] = "/health"
+    assert validate_object(pod)
+
+
+def test_user_names_are_forwarded_only_when_asked(src):
+    def forwarded(**kw):
+        v = yaml.safe_load(render(src, NS, parse_upstreams(UPSTREAMS), "x", **kw)[helm.VALUES_FILE])
+        return next(e["value"] for e in v["extraEnvVars"] if e["name"] == "ENABLE_FORWARD_USER_INFO_HEADERS")
+
+    assert forwarded() == "false"
+    assert forwarded(per_user=True) == str(src.gateway.per_user).lower()
