@@ -139,20 +139,32 @@ def _gateway(root: Path, prom: dict, image: str | None, registry: str) -> Progra
     if not image:
         raise UsageError("no gateway image is pinned in stackctl/config/settings.py yet — pass "
                          "--gateway-image REGISTRY/foundry-chat/gateway:TAG (built from gateway/Dockerfile)")
-    jobs = [j["job_name"] for j in prom.get("scrape_configs") or []
-            if any(t.endswith(f":{port}") for s in j.get("static_configs") or [] for t in s.get("targets") or [])]
-    # Not scraped by compose's Prometheus yet: its program's name is its job's.
-    return Program(jobs[0] if jobs else "foundry-gateway", _registry(registry, image), _text(path),
+    return Program(_gateway_job(prom, port), _registry(registry, image), _text(path),
                    DEFAULT_CONFIG, port, url_env, key_env, config.metrics_require_key,
                    # its stack config listens on loopback; a pod listens on its own address
                    ("--listen-address", f"0.0.0.0:{port}"), config.per_user.enabled)
+
+
+def _gateway_job(prom: dict, port: int) -> str:
+    """Compose's Prometheus job for the gateway: the one named like its compose service
+    (or its folder), else the one scraping its port; its dashboards and rules say job="…"."""
+    folder = Path(GATEWAY_CONFIG).parent.name
+    names = [s.name for s in settings.SERVICES if _built_from(s, folder)] + [folder]
+    jobs = [j["job_name"] for j in prom.get("scrape_configs") or []]
+    by_port = [j["job_name"] for j in prom.get("scrape_configs") or []
+               if any(t.endswith(f":{port}") for s in j.get("static_configs") or [] for t in s.get("targets") or [])]
+    return next((n for n in names if n in jobs), by_port[0] if by_port else names[0])
+
+
+def _built_from(service: settings.Service, folder: str) -> bool:
+    return service.build == folder or getattr(service, "dockerfile", "").startswith(f"{folder}/")
 
 
 def _built_image(folder: str) -> str | None:
     """The pinned image of the program built from ``folder`` (settings' convention: a
     service built from there, else the ``<FOLDER>_IMAGE`` setting)."""
     for s in settings.SERVICES:
-        if s.build == folder or getattr(s, "dockerfile", "").startswith(f"{folder}/"):
+        if _built_from(s, folder):
             return settings.BY_KEY[s.image_key].default
     setting = settings.BY_KEY.get(f"{folder.upper()}_IMAGE")
     return setting.default if setting else None

@@ -232,3 +232,16 @@ def test_user_names_are_forwarded_only_when_asked(src):
 
     assert forwarded() == "false"
     assert forwarded(per_user=True) == str(src.gateway.per_user).lower()
+
+
+def test_every_job_the_rules_and_dashboards_name_is_scraped_under_that_name(files):
+    """Rules and dashboards select jobs by compose's names (up{job="…"}); a ServiceMonitor's
+    job is its Service's name label. Prometheus' own job is kube-prometheus-stack's (README)."""
+    import re
+
+    texts = [p.read_text() for p in sorted(REPO.glob(sources_mod.RULES_GLOB))]
+    texts += [p.read_text() for p in sorted((REPO / settings.GRAFANA_DASHBOARDS).glob("*.json"))]
+    named = {m for t in texts for m in re.findall(r'job=\\?"([^"\\]+)\\?"', t)} - {"prometheus"}
+    assert named
+    scraped = {m["metadata"]["labels"][m["spec"]["jobLabel"]] for m in by_kind(files, "ServiceMonitor")}
+    assert named <= scraped
