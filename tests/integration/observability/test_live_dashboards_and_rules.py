@@ -160,6 +160,12 @@ def test_expression_returns_data(live: Live, expression: src.Expression) -> None
     )
 
 
+def test_prometheus_scrapes_the_gateway_with_its_key(live: Live) -> None:
+    """up is 0 on a refused scrape, which is data too: ask for 1."""
+    (sample,) = live_stack.instant_query(live.prometheus_url, 'up{job="gateway"}')
+    assert sample["value"][1] == "1", live.logs
+
+
 def test_every_recording_rule_is_loaded_and_records_data(live: Live) -> None:
     """Asked of the live Prometheus, not of the list above: every recording rule in
     prometheus/rules/ is loaded, healthy, and its recorded series has a sample."""
