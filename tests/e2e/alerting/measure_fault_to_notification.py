@@ -5,7 +5,9 @@ ALERT_WEBHOOK_URL points at a receiver this script runs on the Docker bridge
 gateway; no test timing knob is set, so the rule's `for: 2m` and Alertmanager's
 30 s group wait hold. The embedded Foundry is stopped and the time until the
 "FoundryLocalDown" notification arrives is printed. Takes ~4-5 minutes; not a
-test (the e2e module posts the alert itself to stay within its budget).
+test: the e2e module (test_alerts_e2e.py) runs the same real path (the rule's real
+`for`, Prometheus sending to Alertmanager) but with Alertmanager's group wait cut
+to 1 s by its test knob; this script keeps the shipped 30 s, as users get it.
 
     .venv/bin/python tests/e2e/alerting/measure_fault_to_notification.py
 """
