@@ -18,6 +18,7 @@ import yaml
 
 from stackctl.config import envfile, settings
 from stackctl.config.stack import ROOT
+from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 
 OPENWEBUI_ENV = "openwebui/openwebui.env"
@@ -74,7 +75,7 @@ def read_sources(root: Path = ROOT, *, gateway_image: str | None = None, registr
     dash_dir = root / settings.GRAFANA_DASHBOARDS
     dashboards = {p.name: _text(p) for p in sorted(dash_dir.glob("*.json"))}
     if not dashboards:
-        raise StackError(f"no dashboards in {settings.GRAFANA_DASHBOARDS} — run the dashboards task first")
+        raise StackError(f"no dashboards in {settings.GRAFANA_DASHBOARDS} — run `{cmd('dashboards')}` first")
     return Sources(
         openwebui_env=openwebui_env,
         openwebui_image=settings.BY_KEY[settings.OPENWEBUI.image_key].default,

@@ -110,3 +110,15 @@ def test_a_broken_source_is_named(tmp_path):
     with pytest.raises(StackError, match=r"broken\.yml is not valid YAML"):
         k8s_render(tmp_path / "k8s", "chat", UPSTREAMS, gateway_image=GW, root=root)
     assert not (tmp_path / "k8s").exists()
+
+
+def test_no_dashboards_is_named_with_the_command_that_makes_them(tmp_path):
+    from stackctl.config import settings
+    from tests.unit.k8s.k8s_checks import copy_sources
+
+    root = copy_sources(tmp_path / "repo")
+    for p in (root / settings.GRAFANA_DASHBOARDS).glob("*.json"):
+        p.unlink()
+    with pytest.raises(StackError, match=r"no dashboards in .* — run `.*stack dashboards` first"):
+        k8s_render(tmp_path / "k8s", "chat", UPSTREAMS, gateway_image=GW, root=root)
+    assert not (tmp_path / "k8s").exists()
