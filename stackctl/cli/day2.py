@@ -186,7 +186,7 @@ def bundle(c, action, file, model_path=None, model_dir=None, force=False):
         stack = settled_stack()
         R.step(f"writing {path} from the images {stack.env_file.name} names")
         res = b.save(path, stack, b.DockerImages(engine.client()), model_path=folder, force=force,
-                     progress=progress)
+                     progress=progress, say=lambda msg: R.info(f"  {msg}"))
         m = res.manifest
         R.ok(f"bundle written: {res.path} ({human(res.bytes)}, {len(m.images)} images"
              f"{f', model folder {m.model_name}' if m.model_name else ''}) in {res.seconds:.0f}s")
@@ -211,7 +211,8 @@ def bundle(c, action, file, model_path=None, model_dir=None, force=False):
                  f"(written {m.created_at} by stack {m.stack_version})")
             stack = settled_stack()
             res = b.load(verified, b.DockerImages(client), model_dir=target, env_file=stack.env_file,
-                         env=stack.env, models_home=stack.root / b.MODELS_HOME, progress=progress)
+                         env=stack.env, models_home=stack.root / b.MODELS_HOME, progress=progress,
+                         say=lambda msg: R.info(f"  {msg}"))
     for what in res.loaded:
         R.ok(f"loaded {what}")
     for what in res.present:

@@ -67,6 +67,7 @@ _ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a model folder's name: one path component
 
 Progress = Callable[[str, int, int], None]  # (what, bytes done, bytes expected)
+Say = Callable[[str], None]  # a line about a wait that has no byte count (Docker working)
 
 
 class BundleError(StackError):
@@ -426,7 +427,7 @@ def check_target(path: Path, force: bool) -> None:
 
 
 def save(path: Path, stack: Stack, store: ImageStore, *, model_path: Path | None = None, force: bool = False,
-         progress: Progress = lambda what, done, total: None) -> SaveResult:
+         progress: Progress = lambda what, done, total: None, say: Say = lambda msg: None) -> SaveResult:
     """Write the bundle of ``stack``'s images (and ``model_path``) to ``path``, atomically."""
     t0 = time.monotonic()
     check_target(path, force)
@@ -447,8 +448,14 @@ def save(path: Path, stack: Stack, store: ImageStore, *, model_path: Path | None
                     continue
                 member = f"{IMAGES}/{key}.tar"
                 what = f"{key}={ref}"
+                say(f"{what}: Docker prepares the image before its first byte ({human(facts.size)}: "
+                    "about a minute per few GiB)")
                 e = out.add(member, store.save(ref), lambda n, w=what, t=facts.size: progress(w, n, t))
                 progress(what, e.size, e.size)
+                now = store.inspect(ref)
+                if now is None or now.id != facts.id:  # re-tagged meanwhile: the stream may be either
+                    raise StackError(f"{ref} ({key}) changed while it was being saved (rebuilt or re-tagged?) "
+                                     "— nothing was written; retry when it is settled")
                 done[ref] = (member, e.size, e.sha256)
                 entries.append(ImageEntry(key, ref, facts.id, facts.os, facts.architecture, member, e.size, e.sha256))
             model = {name: out.add(name, _file_chunks(f)) for name, f in files}
@@ -633,7 +640,7 @@ def check_model_dir(model_dir: Path) -> None:
 
 def load(bundle: VerifiedBundle, store: ImageStore, *, model_dir: Path | None, env_file: Path,
          env: dict[str, str], models_home: Path,
-         progress: Progress = lambda what, done, total: None) -> LoadResult:
+         progress: Progress = lambda what, done, total: None, say: Say = lambda msg: None) -> LoadResult:
     """Load a verified bundle: images into Docker, the model folder to ``model_dir`` (default
     ``models_home/<its name>``), then the bundle's image references into .env. All or
     nothing (see the module docstring)."""
@@ -679,13 +686,15 @@ def load(bundle: VerifiedBundle, store: ImageStore, *, model_dir: Path | None, e
                         done[0] += len(c)
                         progress(what, done[0], total)
                         yield c
+                    say(f"{what}: sent; Docker is unpacking it (about as long again)")
 
                 store.load(counted(bundle.chunks(i.member, hold_last=True)))
                 after = store.inspect(i.ref)
                 if after is None or after.id != i.id:
-                    raise StackError(f"after docker load, {i.ref} is {after.id if after else 'absent'}, the "
-                                     f"bundle says {i.id} — the engine may use another image store; "
-                                     "nothing was kept")
+                    raise StackError(f"after docker load, {i.ref} ({i.key}) is {after.id if after else 'absent'}, "
+                                     f"the manifest says {i.id} (was the image rebuilt while the bundle was "
+                                     f"written?) — nothing was kept; write the bundle again with "
+                                     f"`{cmd('bundle save FILE')}`")
                 loaded.append(what)
             if staged is not None:
                 os.chmod(staged, 0o755)
@@ -694,6 +703,8 @@ def load(bundle: VerifiedBundle, store: ImageStore, *, model_dir: Path | None, e
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
+        if touched:
+            say(f"putting back the {len(touched)} image reference(s) this load touched (removing GiBs takes a while)")
         _put_back(store, touched)
         raise
     updates = env_updates(env, m)

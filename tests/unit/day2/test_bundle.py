@@ -481,3 +481,20 @@ def test_a_missing_file_or_a_directory_is_bad_input(tmp_path):
         b.open_bundle(tmp_path / "nope.bundle")
     with pytest.raises(UsageError, match="is a directory"):
         b.open_bundle(tmp_path)
+
+
+def test_an_image_rebuilt_while_it_is_saved_stops_the_save_and_leaves_no_file(tmp_path):
+    """Seen for real: another build re-tagged the gateway image between inspect and save,
+    and the bundle held a stream whose id its manifest did not name."""
+    store = FakeStore()
+    stack = make_stack(tmp_path, store)
+    real = store.save
+
+    def rebuilt_meanwhile(ref):
+        yield from real(ref)
+        store.add(ref, 1000)  # the same tag, a new id
+
+    store.save = rebuilt_meanwhile
+    with pytest.raises(StackError, match=r"changed while it was being saved .* nothing was written"):
+        b.save(tmp_path / "x.bundle", stack, store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.env"]
