@@ -109,7 +109,7 @@ METRICS: tuple[Metric, ...] = (
            "Output tokens per second of the last chat canary." + _CACHED, ("target", "model")),
     Metric(f"{PREFIX}_canary_skipped", "counter",
            "Due chat canary rounds skipped, by closed-set reason (real_traffic: the stack's "
-           "gateway saw a user's chat within the canary interval, so the canary did not "
+           "gateway saw a user's chat since the previous round, so the canary did not "
            "compete with it; the last canary values stay).", ("target", "reason")),
     Metric(f"{PREFIX}_canary_last_skip_timestamp_seconds", "gauge",
            "Unix time a due chat canary round was last skipped; a chat probe older than its "

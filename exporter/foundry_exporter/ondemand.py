@@ -111,7 +111,8 @@ class OnDemand:
         skip = None
         if due:  # claimed before the first await: concurrent requests cannot both run it
             self._canaries[key] = (now, cached)
-            skip = await canary_skip(self._ctx, target, every, budget)  # a skip uses the round
+            window = every if started is None else now - started  # since the previous round
+            skip = await canary_skip(self._ctx, target, window, budget)  # a skip uses the round
         ran = due and skip is None
         left = max(0.001, budget - (clock.monotonic() - now))
         results = await run_cycle(self._ctx, target, chat=ran, budget=left)

@@ -1,8 +1,8 @@
 """The background probe loop: one asyncio task per target plus a heartbeat.
 
 A due canary round first asks the upstream for real traffic (``probes.activity``)
-and is skipped, counted, when a user's chat was seen within the canary
-interval; the listings run regardless.
+and is skipped, counted, when a user's chat was seen since the previous round
+began; the listings run regardless.
 
 Invariants: each target's cycles never overlap (a slow cycle delays the next
 one instead of piling up); every cycle's results are folded into the store in
@@ -55,7 +55,6 @@ class Scheduler:
         due = clock.monotonic()
         last_canary: float | None = None
         every = target.module.canary.interval
-        window = every if every is not None else target.interval
         has_chat = "chat" in target.module.probes
         yielding = False
         while True:
@@ -64,6 +63,9 @@ class Scheduler:
             skip = None
             try:
                 if chat and has_chat:  # a due round: yield it to real traffic (never raises)
+                    # Traffic since the previous round began (the first: one interval back).
+                    window = (every or target.interval) if last_canary is None \
+                        else clock.monotonic() - last_canary
                     skip = await canary_skip(self._ctx, target, window)
                 results = await run_cycle(self._ctx, target, chat=chat and skip is None)
             except asyncio.CancelledError:

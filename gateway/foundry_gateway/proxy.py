@@ -59,6 +59,24 @@ def key_matches(headers: list[tuple[bytes, bytes]], key: bytes) -> bool:
     return ok and scheme.lower() == b"bearer"
 
 
+def split_headers(headers: list[tuple[bytes, bytes]], user_header: bytes | None,
+                  ) -> tuple[list[tuple[bytes, bytes]], bool, bytes]:
+    """(headers to forward upstream, marked as the exporter's canary, the user header's value).
+
+    One pass; the canary mark (exactly ``1``) and the user header are never forwarded.
+    """
+    forward: list[tuple[bytes, bytes]] = []
+    canary, user = False, None
+    for k, v in headers:
+        if k in _FORWARD_REQUEST:
+            forward.append((k, v))
+        elif k == _CANARY:
+            canary = v.strip() == b"1"
+        elif k == user_header and user is None:
+            user = v
+    return forward, canary, user or b""
+
+
 def response_headers(upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Upstream headers minus hop-by-hop ones, exact duplicates dropped (Foundry repeats some)."""
     out: list[tuple[bytes, bytes]] = []
@@ -172,21 +190,13 @@ class Gateway:
                 doc["stream_options"] = {**(opts if isinstance(opts, dict) else {}),
                                          "include_usage": True}
                 body, strip = json.dumps(doc, separators=(",", ":")).encode(), True
-        forward: list[tuple[bytes, bytes]] = []
-        canary, raw_user = False, None
-        for k, v in headers:
-            if k in _FORWARD_REQUEST:
-                forward.append((k, v))
-            elif k == _CANARY:
-                canary = v.strip() == b"1"
-            elif k == self.user_header and raw_user is None:
-                raw_user = v
+        forward, canary, raw_user = split_headers(headers, self.user_header)
         # The canary is relayed like any chat but recorded apart (CanaryRecorder) and is
         # no activity: it must neither show on the Chats dashboard nor make itself skip.
         rec = self.canary if canary else self.rec
         user = None
         if self.user_header is not None and not canary:
-            user = self.rec.user((raw_user or b"").decode("utf-8", "replace").strip())
+            user = self.rec.user(raw_user.decode("utf-8", "replace").strip())
         if not canary:
             self.rec.in_flight.inc()
             self.activity.begin(received)

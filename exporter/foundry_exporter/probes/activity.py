@@ -13,7 +13,7 @@ gateway imports it):
   never have to agree; ``null`` = none since the gateway started).
 
 Before a canary round the exporter asks; ``canary_verdict`` (pure) skips the
-round when a real request is in flight or was seen within the canary interval.
+round when a real request is in flight or was seen since the previous round.
 Anything but a well-formed 200 (a plain Foundry answers 404, a gateway that is
 down or a wrong key fails) means "not known": the canary runs as it always
 did, and its own result says what is wrong. ``fetch_activity`` never raises.
@@ -72,9 +72,11 @@ def parse_activity(doc: Any) -> Activity:
 def canary_verdict(activity: Activity | None, window: float) -> str | None:
     """The skip reason for a due canary round, or None to run it. Pure.
 
-    ``window`` is the canary interval: the round is skipped when real traffic
-    is in flight or was seen less than ``window`` seconds ago, i.e. within the
-    interval since the previous round.
+    ``window`` is the time since the previous canary round began (the canary
+    interval, or a little more when cycles run late or the interval is not a
+    multiple of the listing interval; one interval for the first round): the
+    round is skipped when real traffic is in flight or was seen less than
+    ``window`` seconds ago, i.e. during the interval since the previous round.
     """
     if activity is None:
         return None

@@ -4,6 +4,7 @@ the fold (counted, not stale) and the background loop, against httpx.MockTranspo
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -224,6 +225,7 @@ class Gateway:
 
     def __init__(self) -> None:
         self.in_flight = 1
+        self.idle: float | None = None  # reported when nothing is in flight
         self.seen: list[tuple[str, str, str | None]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -231,7 +233,8 @@ class Gateway:
         self.seen.append((request.method, path, request.headers.get(CANARY_HEADER)))
         if path == "/gateway/activity":
             return httpx.Response(200, json={"in_flight": self.in_flight, "idle_seconds":
-                                             0.0 if self.in_flight else None, "last_seen_unix": None})
+                                             0.0 if self.in_flight else self.idle,
+                                             "last_seen_unix": None})
         if path in ("/v1/models", "/models/loaded"):
             return httpx.Response(200, json={"data": [{"id": MODEL}]})
         body = sse({"choices": [{"delta": {"role": "assistant"}}]}) + delta("ok") \
@@ -312,3 +315,44 @@ def test_the_canary_interval_is_the_window_and_a_skip_uses_the_round() -> None:
     assert 1 <= skips <= runs // 3  # ≈ runs / 4: one per canary interval, not one per cycle
     assert gw.paths("/v1/chat/completions") == 0
 
+
+
+# -- /probe?target=URL: the same rule, the window is the time since the previous round --------
+
+def test_probe_url_canary_yields_to_traffic_since_its_previous_round(tmp_path: Path) -> None:
+    from foundry_exporter.ondemand import OnDemand
+    from tests.unit.exporter.fakes import FakeClock
+
+    path = tmp_path / "c.yml"
+    path.write_text("targets: []\nmodules:\n  gw: {kind: foundry, api_key_env: K, "
+                    "canary: {interval: 30s}}\nprobe_urls: [{url: 'http://gw:9180', modules: [gw]}]\n")
+    config = load_config(path, environ={"K": "gw-key"})
+    gw, clock = Gateway(), FakeClock()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    probe = OnDemand(config, ProbeContext(make_client(httpx.MockTransport(gw)), clock.clock()),
+                     loop, lambda: None)
+
+    def at(t: float, in_flight: int, idle: float | None) -> str:
+        clock.t, gw.in_flight = t, in_flight
+        gw.idle = idle
+        status, _, body = probe("http://gw:9180", "gw", 5.0)
+        assert status == 200
+        return body.decode()
+
+    try:
+        at(0.0, 0, None)                                   # nobody chatted: runs
+        assert gw.paths("/v1/chat/completions") == 1
+        body = at(45.0, 0, 40.0)  # a chat 40 s ago: after the round at 0 s, so this one yields
+        assert gw.paths("/v1/chat/completions") == 1       # (40 s > the 30 s interval)
+        assert 'foundry_canary_skipped_total{reason="real_traffic",target="http://gw:9180"} 1.0' in body
+        assert 'foundry_chat_last_ttft_seconds{model=' in body  # the last canary is still served
+        at(50.0, 0, 45.0)                                  # not due (the skip used the round)
+        assert gw.paths("/gateway/activity") == 2
+        at(80.0, 0, 75.0)                                  # quiet since the round at 45 s: runs
+        assert gw.paths("/v1/chat/completions") == 2
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

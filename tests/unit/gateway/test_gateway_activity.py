@@ -5,6 +5,7 @@ from __future__ import annotations
 from foundry_exporter.probes.activity import Activity as Parsed
 from foundry_exporter.probes.activity import canary_verdict, parse_activity
 from foundry_gateway.activity import Activity
+from foundry_gateway.proxy import split_headers
 from foundry_gateway.recorder import CanaryRecorder, Recorder
 
 
@@ -62,3 +63,15 @@ def test_a_canary_records_only_its_counter_and_upstream_errors() -> None:
                  "foundry_gateway_user_requests_total{"):
         assert real not in text, real
     assert _value(rec, "foundry_gateway_in_flight_requests") == 0
+
+
+def test_only_an_exact_mark_makes_a_canary_and_neither_mark_nor_user_is_forwarded() -> None:
+    user = b"x-openwebui-user-name"
+    base = [(b"content-type", b"application/json"), (b"authorization", b"Bearer k"),
+            (b"user-agent", b"foundry-exporter"), (user, b"ann"), (user, b"bob")]
+    forward, canary, who = split_headers([*base, (b"x-foundry-canary", b" 1 ")], user)
+    assert canary is True and who == b"ann"
+    assert forward == [(b"content-type", b"application/json"), (b"user-agent", b"foundry-exporter")]
+    for value in (b"0", b"yes", b"", b"11"):
+        assert split_headers([*base, (b"x-foundry-canary", value)], user)[1] is False
+    assert split_headers(base, None) == (forward, False, b"")
