@@ -116,13 +116,14 @@ def status_table(rep: StatusReport) -> Table:
 def alert_section(rep: StatusReport) -> list[str]:
     """The lines under the status table: the alerts firing as `alerts` prints them
     (one line each, its runbook under it), "no alerts firing", or one line saying
-    why they are not known. A Prometheus that is not running evaluates no rule, so
-    "no alerts firing" would be a false all-clear: said on a line of its own. Pure."""
+    why they are not known. Alertmanager's answer beside a Prometheus that is not
+    healthy could be a false all-clear (no rule evaluated): said on a line of its own.
+    Pure."""
     if rep.alerts is None:
         return []
     if rep.alerts.unavailable:
-        out = [f"alerts: {rep.alerts.unavailable}"]
-    elif not rep.alerts.rows:
+        return [f"alerts: {rep.alerts.unavailable}"]
+    if not rep.alerts.rows:
         out = ["alerts: no alerts firing"]
     else:
         out = [f"alerts firing ({len(rep.alerts.rows)}):"]

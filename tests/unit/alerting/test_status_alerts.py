@@ -65,8 +65,9 @@ def test_none_firing_says_so():
 
 
 def test_an_unknown_answer_is_one_line_and_an_unasked_one_nothing():
-    assert alert_section(report(Listing(unavailable="Alertmanager is not running"))) == [
-        "alerts: Alertmanager is not running"]
+    for prom in (HEALTHY_PROMETHEUS, None):  # a stack that is down: still one line
+        assert alert_section(report(Listing(unavailable="Alertmanager is not running"), prometheus=prom)) == [
+            "alerts: Alertmanager is not running"]
     assert alert_section(report(None)) == []
 
 
