@@ -1,12 +1,12 @@
 """Open WebUI's admin API as the stack uses it: sign-in with a cached token,
 the stored OpenAI connection, and the reconcile that keeps it pointed at the
-host's Foundry Local.
+stack's gateway (the one door to Foundry Local) with the gateway's key.
 
-Why reconcile: Open WebUI reads OPENAI_API_BASE_URL from the environment only
-on its first start (PersistentConfig in webui.db). When Foundry moves to
-another port, or other models are loaded, the stack updates the stored
-connection through POST /openai/config/update — connection 0 only; users'
-chats, other connections and settings are untouched.
+Why reconcile: Open WebUI reads OPENAI_API_BASE_URL/KEY from the environment only
+on its first start (PersistentConfig in webui.db). When the gateway's port or key
+changes, or a volume from before the gateway points at Foundry directly, the stack
+updates the stored connection through POST /openai/config/update — connection 0
+only; users' chats, other connections and settings are untouched.
 
 Sign-in is rate limited (15 per 3 minutes per email), so the token is cached
 in the state dir (0600) and reused while GET /api/v1/auths/ accepts it.
@@ -106,10 +106,11 @@ def login(ui: OpenWebUI, email: str, password: str, state_dir: Path) -> OpenWebU
     return ui
 
 
-def desired_openai_config(current: dict[str, Any], openai_url: str,
-                          model_ids: list[str]) -> dict[str, Any] | None:
-    """The connection config with entry 0 pointed at ``openai_url`` offering only
-    ``model_ids``; None when ``current`` already says so. Pure.
+def desired_openai_config(current: dict[str, Any], openai_url: str, key: str) -> dict[str, Any] | None:
+    """The connection config with entry 0 pointed at ``openai_url`` (the gateway) with
+    ``key``, enabled, and no static ``model_ids`` allowlist: the gateway's /v1/models
+    answers exactly the loaded chat models, so Open WebUI's list follows loads and
+    unloads by itself. None when ``current`` already says so. Pure.
 
     Other connections (index ≥ 1) and any other per-connection settings the
     admin made on entry 0 (prefix, tags) are kept.
@@ -120,14 +121,14 @@ def desired_openai_config(current: dict[str, Any], openai_url: str,
     while len(keys) < len(urls):
         keys.append("")
     entry = dict(configs.get("0") or {})
-    want_entry = {**entry, "enable": True, "model_ids": list(model_ids)}
-    if (urls[:1] == [openai_url] and current.get("ENABLE_OPENAI_API") is True
-            and entry.get("enable", True) is True and entry.get("model_ids") == list(model_ids)):
+    want_entry = {k: v for k, v in entry.items() if k != "model_ids"} | {"enable": True}
+    if (urls[:1] == [openai_url] and keys[:1] == [key] and current.get("ENABLE_OPENAI_API") is True
+            and entry.get("enable", True) is True and not entry.get("model_ids")):
         return None
     if urls:
-        urls[0] = openai_url
+        urls[0], keys[0] = openai_url, key
     else:
-        urls, keys = [openai_url], [""]
+        urls, keys = [openai_url], [key]
     configs["0"] = want_entry
     return {
         "ENABLE_OPENAI_API": True,
@@ -137,9 +138,9 @@ def desired_openai_config(current: dict[str, Any], openai_url: str,
     }
 
 
-def reconcile(ui: OpenWebUI, openai_url: str, model_ids: list[str]) -> bool:
+def reconcile(ui: OpenWebUI, openai_url: str, key: str) -> bool:
     """Apply desired_openai_config; True if Open WebUI's stored config changed."""
-    want = desired_openai_config(ui.openai_config(), openai_url, model_ids)
+    want = desired_openai_config(ui.openai_config(), openai_url, key)
     if want is None:
         return False
     ui.update_openai_config(want)

@@ -30,6 +30,13 @@ def port_free(host: str, port: int) -> bool:
     return bind_error(host, port) is None
 
 
+def own_ports(stack: Stack, published: set[int], running: set[str] | dict) -> set[int]:
+    """The host ports the stack's own containers hold: what they publish, plus the port
+    of each running host-network service (the gateway publishes nothing)."""
+    return set(published) | {int(stack.env[s.port_key]) for s in SERVICES
+                             if s.host_network and s.name in running}
+
+
 def busy_ports(stack: Stack, own_ports: set[int]) -> list[tuple[int, str]]:
     """(port, .env key) of each enabled service's host port that another program holds;
     ports the stack's own containers publish are not busy."""

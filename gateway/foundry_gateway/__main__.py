@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check-config", action="store_true",
                         help="validate the config (and the env vars it names), then exit")
     parser.add_argument("--listen-address", action="append", default=None, metavar="IP:PORT",
-                        help="address to serve on, repeatable (overrides listen_addresses)")
+                        help="address to serve on, repeatable or comma-separated "
+                             "(overrides listen_addresses)")
     parser.add_argument("--log-level", default=os.environ.get("FOUNDRY_GATEWAY_LOG_LEVEL", "INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.listen_address:
+        args.listen_address = [a.strip() for arg in args.listen_address for a in arg.split(",")]
     for address in args.listen_address or ():
         if not is_host_port(address):
             print(f"--listen-address: {address!r} is not IP:port; write it like 127.0.0.1:9180",

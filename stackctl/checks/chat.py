@@ -23,7 +23,6 @@ from stackctl.config.settings import OPENWEBUI
 from stackctl.console import cmd
 from stackctl.errors import StackError
 from stackctl.foundry import view as foundry_link
-from stackctl.foundry.urls import container_url, root_url
 
 PROMPT = "Say hello in three words."
 MAX_TOKENS = 16
@@ -127,17 +126,14 @@ def check_connection(ctx: Ctx) -> str:
     r = ui.post("/openai/verify", json=body, timeout=30)
     verified = r.status_code == 200 and isinstance(_json(r), dict) and "data" in _json(r)
     why = "" if verified else f"; POST /openai/verify of it fails: HTTP {r.status_code} {_body_message(r)}"
-    # With no model loaded Foundry's chat base is ambiguous (/v1 or /catalogs/local/v1):
-    # then only the service root has to match.
-    want = view.container_openai_url if view.chat_models else container_url(view.root_url)
-    have = stored if view.chat_models else _root(stored)
-    if have != want:
-        raise Failed(f"Open WebUI's stored connection is {stored}, but Foundry Local is at "
-                     f"{want}{why}", FIX_RECONCILE)
+    want = view.container_openai_url  # the gateway: the one door to Foundry Local
+    if stored != want:
+        raise Failed(f"Open WebUI's stored connection is {stored}, but the gateway to Foundry "
+                     f"Local is at {want}{why}", FIX_RECONCILE)
     if not verified:
         raise Failed(f"Open WebUI cannot reach Foundry Local at {stored}{why}",
                      foundry_link.unreachable_fix(view) + f"; then `{cmd('doctor')}`")
-    return f"{stored} (= Foundry Local as containers see it); POST /openai/verify ok"
+    return f"{stored} (= the gateway to Foundry Local); POST /openai/verify ok"
 
 
 # -- 5. models ------------------------------------------------------------------------
@@ -217,13 +213,6 @@ def check_stream(ctx: Ctx) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def _root(url: str) -> str:
-    try:
-        return root_url(url)
-    except ValueError:
-        return url
 
 
 def _content(done: Any) -> str:

@@ -28,14 +28,14 @@ from stackctl.checks.runner import (
     warn,
 )
 from stackctl.config import envfile
-from stackctl.config.settings import GRAFANA, OPENWEBUI, SECRET_KEYS
+from stackctl.config.settings import GATEWAY_KEY, GRAFANA, OPENWEBUI, SECRET_KEYS
 from stackctl.config.stack import ROOT, env_file_path, load_stack
 from stackctl.console import cmd
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
 from stackctl.errors import StackError, UsageError
 from stackctl.foundry import view as foundry_view
-from stackctl.ports import busy_ports
+from stackctl.ports import busy_ports, own_ports
 
 
 def check_env(ctx: Ctx) -> Iterator[Result]:
@@ -104,9 +104,11 @@ def check_foundry(ctx: Ctx) -> Iterator[Result]:
         yield warn("container-reach", f"not checked: {image} is not on this machine yet",
                    f"`{cmd('up')}` pulls it and checks reachability from a container")
         return
-    ok_, detail = engine.curl_from_container(ctx.docker, image, view.container_openai_url + "/models")
+    ok_, detail = engine.curl_from_container(ctx.docker, image, view.container_openai_url + "/models",
+                                             bearer=ctx.stack.env.get(GATEWAY_KEY))
     if ok_:
-        yield ok("container-reach", f"reachable from a container at {view.container_openai_url}")
+        yield ok("container-reach", f"reachable from a container through the gateway at "
+                 f"{view.container_openai_url}")
     else:
         yield fail("container-reach", f"not reachable from a container ({detail})",
                    foundry_view.unreachable_fix(view))
@@ -115,7 +117,7 @@ def check_foundry(ctx: Ctx) -> Iterator[Result]:
 def check_services(ctx: Ctx) -> Iterator[Result]:
     assert ctx.stack is not None
     states = engine.services(ctx.docker, ctx.stack.project)
-    for port, key in busy_ports(ctx.stack, engine.published_ports(states)):
+    for port, key in busy_ports(ctx.stack, own_ports(ctx.stack, engine.published_ports(states), states)):
         yield fail("ports", f"port {port} ({key}) is taken by another program",
                    f"stop it or set {key} to a free port in .env")
     for svc in ctx.stack.services:

@@ -40,6 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("PROMETHEUS_PORT", "9090", "Host port of Prometheus.", "stack"),
     _S("EXPORTER_PORT", "9101", "Host port of the Foundry Local exporter.", "stack"),
     _S("ALERTMANAGER_PORT", "9093", "Host port of Alertmanager.", "stack"),
+    _S("GATEWAY_PORT", "9180", "Port of the gateway, the one door to Foundry Local: on Linux Engine it listens on loopback and the Docker bridge address (containers reach it as host.docker.internal:PORT).", "stack"),
     _S("STACK_STATE_DIR", ".state", "Where the stack keeps runtime state (embedded Foundry server, logs), relative to the project.", "stack"),
     # -- images (pinned; override for mirrors or air-gapped registries) -----
     _S("OPENWEBUI_IMAGE", "ghcr.io/open-webui/open-webui:v0.12.4", "Open WebUI image.", "images"),
@@ -48,11 +49,14 @@ SETTINGS: tuple[Setting, ...] = (
     _S("EXPORTER_IMAGE", "foundry-chat/exporter:0.1.0", "Exporter image, built from exporter/ on `up`.", "images"),
     _S("EXPORTER_BASE_IMAGE", "python:3.11-slim", "Base image the exporter is built on.", "images"),
     _S("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1", "Alertmanager image.", "images"),
+    _S("GATEWAY_IMAGE", "foundry-chat/gateway:0.1.0", "Gateway image, built from gateway/ (and the exporter package it imports) on `up`.", "images"),
     # -- Foundry Local ------------------------------------------------------
     _S("FOUNDRY_LOCAL_ENDPOINT", "", "Foundry Local service URL, e.g. http://127.0.0.1:5273. Empty: discover it (embedded server, then the foundry CLI).", "foundry"),
     _S("FOUNDRY_PORT", "52180", "Port of the stack's own embedded Foundry Local server (`foundry.serve`).", "foundry"),
     _S("FOUNDRY_MODEL", "qwen2.5-0.5b", "Catalog model alias the embedded server loads (needs internet the first time).", "foundry"),
     _S("FOUNDRY_MODEL_PATH", "", "Local ONNX Runtime GenAI model folder to serve instead of a catalog model (works offline).", "foundry"),
+    _S("GATEWAY_API_KEY", "", "Key every client of the gateway sends (Open WebUI, the exporter, Prometheus); generated.", "foundry", secret=True),
+    _S("GATEWAY_PER_USER", "false", "Count requests and tokens per Open WebUI user at the gateway (true/false; Open WebUI forwards user names; the first 20 users get their own label).", "foundry"),
     # -- Open WebUI ---------------------------------------------------------
     _S("WEBUI_ADMIN_EMAIL", "admin@example.com", "Open WebUI admin account created headlessly on first start (signup is closed afterwards).", "openwebui"),
     _S("WEBUI_ADMIN_PASSWORD", "", "Open WebUI admin password (generated).", "openwebui", secret=True),
@@ -75,8 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("ALERT_SMTP_REQUIRE_TLS", "true", "Require STARTTLS to the SMTP server (true/false).", "alerting"),
     _S("ALERT_REPEAT_INTERVAL", "4h", "How often a still-firing alert is sent again (Prometheus duration, e.g. 4h, 1d).", "alerting"),
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
-    _S("FOUNDRY_CONTAINER_BASE_URL", "", "Foundry Local as containers see it: the service root, plus /catalogs/local when it serves local models. Set by `up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
-    _S("FOUNDRY_CONTAINER_OPENAI_URL", "", "Foundry Local OpenAI base URL as containers see it. Set by `up`.", "managed", managed=True),
+    _S("GATEWAY_UPSTREAM_URL", "", "Foundry Local as the gateway sees it (on the host): the service root, plus /catalogs/local when it serves local models. Set by `up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
+    _S("GATEWAY_LISTEN", "", "Addresses the gateway listens on (loopback and the Docker bridge address). Set by `up`.", "managed", managed=True),
+    _S("PROMETHEUS_SECRETS_DIR", "", "Folder (0700) holding the gateway key Prometheus scrapes with and its scrape target. Set by `up` to <STACK_STATE_DIR>/prometheus.", "managed", managed=True),
     _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
 )
 del _S
@@ -110,6 +115,9 @@ class Service:
     profile: str = ""     # the compose profile that enables it; empty: always on
     url_path: str = ""    # appended to its URL for people (e.g. /metrics)
     build: str = ""       # build context (project-relative) when the stack builds its image
+    dockerfile: str = ""  # its Dockerfile (project-relative) when not <build>/Dockerfile
+    sources: tuple[str, ...] = ()  # what its image is built from (hashed); default: the context
+    host_network: bool = False  # listens on the host itself (port = its port key's value)
 
 
 OPENWEBUI = Service("open-webui", "Open WebUI", "OPENWEBUI_PORT", 8080, "OPENWEBUI_IMAGE",
@@ -123,7 +131,16 @@ GRAFANA = Service("grafana", "Grafana", "GRAFANA_PORT", 3000, "GRAFANA_IMAGE",
 ALERTMANAGER = Service("alertmanager", "Alertmanager", "ALERTMANAGER_PORT", 9093, "ALERTMANAGER_IMAGE",
                        volume="alertmanager-data")
 
-SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA, ALERTMANAGER)
+# Host networking (Linux Engine): it reaches a loopback-only Foundry Local and listens on
+# loopback plus the bridge address; no published port, so container_port is its default.
+GATEWAY = Service("gateway", "Gateway", "GATEWAY_PORT", 9180, "GATEWAY_IMAGE", url_path="/metrics",
+                  build=".", dockerfile="gateway/Dockerfile", host_network=True,
+                  sources=("gateway/Dockerfile", "gateway/pyproject.toml", "gateway/README.md",
+                           "gateway/config.stack.yml", "gateway/foundry_gateway",
+                           "exporter/pyproject.toml", "exporter/README.md", "exporter/foundry_exporter"))
+
+SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA, ALERTMANAGER, GATEWAY)
+BUILT: tuple[Service, ...] = tuple(s for s in SERVICES if s.build)
 BY_SERVICE: dict[str, Service] = {s.name: s for s in SERVICES}
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 PORT_KEYS: tuple[str, ...] = tuple(s.port_key for s in SERVICES)
@@ -133,6 +150,9 @@ VOLUMES: tuple[str, ...] = tuple(s.volume for s in SERVICES if s.volume)
 VOLUME_SERVICE: dict[str, str] = {s.volume: s.name for s in SERVICES if s.volume}
 FOUNDRY_PORT_KEY = "FOUNDRY_PORT"
 ALERTMANAGER_CONFIG_KEY = "ALERTMANAGER_CONFIG_DIR"  # managed: where `up` renders alertmanager.yml
+PROMETHEUS_SECRETS_KEY = "PROMETHEUS_SECRETS_DIR"  # managed: the gateway key file + scrape target
+GATEWAY_KEY = "GATEWAY_API_KEY"
+GATEWAY_CONFIG = "gateway/config.stack.yml"
 
 # Project files the checks read (the exporter's stack config, Grafana's provisioning).
 EXPORTER_CONFIG = "exporter/config.stack.yml"

@@ -82,14 +82,23 @@ def image_present(c: docker.DockerClient, ref: str) -> bool:
         return False
 
 
-def curl_from_container(c: docker.DockerClient, image: str, url: str, timeout: int = 8) -> tuple[bool, str]:
+def curl_from_container(c: docker.DockerClient, image: str, url: str, timeout: int = 8,
+                        bearer: str | None = None) -> tuple[bool, str]:
     """GET ``url`` from a throwaway container on a user-defined-like bridge with
     host.docker.internal mapped to the host gateway, exactly as the stack's
-    containers see the host. Returns (ok, detail)."""
+    containers see the host. ``bearer``: a key sent as ``Authorization: Bearer``
+    (through the container's environment, never on a command line ``ps`` shows).
+    Returns (ok, detail)."""
+    # The newline matters: a last line without one was seen lost from a container's log.
+    argv = ["curl", "-fsS", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}\n", url]
+    env = {}
+    if bearer:
+        argv = ["sh", "-c", 'exec "$@" -H "Authorization: Bearer $STACK_BEARER"', "sh", *argv]
+        env = {"STACK_BEARER": bearer}
     try:
         out = c.containers.run(
-            image, ["-fsS", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url],
-            entrypoint="curl", extra_hosts={"host.docker.internal": "host-gateway"},
+            image, argv[1:], entrypoint=argv[0], environment=env,
+            extra_hosts={"host.docker.internal": "host-gateway"},
             remove=True, stdout=True, stderr=True, network_mode="bridge",
             labels={"org.foundry-chat.throwaway": "1"},
         )

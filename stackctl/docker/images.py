@@ -1,9 +1,9 @@
-"""Images the stack runs: pull what is missing, build the exporter from exporter/.
+"""Images the stack runs: pull what is missing, build its own (exporter, gateway).
 
 Pulls go through the engine API, not compose: they need no .env interpolation
 (the Foundry URL is only known later in `up`) and show one progress line per
-image. The exporter image carries a label with a hash of its build inputs, so
-`up` rebuilds it only when exporter/ (or its base image) changed.
+image. An image the stack builds carries a label with a hash of its build inputs, so
+`up` rebuilds it only when its sources (or the base image) changed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docker.errors
 
-from stackctl.config.settings import BASE_IMAGE_KEY, EXPORTER, SERVICES
+from stackctl.config.settings import BASE_IMAGE_KEY, SERVICES, Service
 from stackctl.config.stack import Stack
 from stackctl.console import Reporter
 from stackctl.errors import StackError
@@ -25,37 +25,53 @@ SOURCE_LABEL = "org.foundry-chat.source-hash"
 _SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 
-def source_hash(src: Path, base_image: str) -> str:
+def _files(root: Path, sources: tuple[str, ...]) -> Iterator[Path]:
+    for rel in sources:
+        top = root / rel
+        found = [top] if top.is_file() else sorted(top.rglob("*"))
+        for p in found:
+            if p.is_file() and not (_SKIP & set(p.parts)) and not p.name.endswith(".pyc") \
+                    and ".egg-info" not in str(p):
+                yield p
+
+
+def source_hash(root: Path, sources: tuple[str, ...], base_image: str) -> str:
+    """A hash of an image's build inputs (files under ``sources``, relative to ``root``)."""
     h = hashlib.sha256(base_image.encode())
-    for p in sorted(src.rglob("*")):
-        if p.is_file() and not (_SKIP & set(p.parts)) and not p.name.endswith(".pyc") \
-                and ".egg-info" not in str(p):
-            h.update(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes())
+    for p in sorted(set(_files(root, sources))):
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]
 
 
-def exporter_up_to_date(client, stack: Stack) -> tuple[bool, str]:
-    want = source_hash(stack.root / EXPORTER.build, stack.env[BASE_IMAGE_KEY])
+def _sources(svc: Service) -> tuple[str, ...]:
+    return svc.sources or (svc.build,)
+
+
+def up_to_date(client, stack: Stack, svc: Service) -> tuple[bool, str]:
+    """(the image of ``svc`` was built from today's sources, their hash)."""
+    want = source_hash(stack.root, _sources(svc), stack.env[BASE_IMAGE_KEY])
     try:
-        img = client.images.get(stack.env[EXPORTER.image_key])
+        img = client.images.get(stack.env[svc.image_key])
     except docker.errors.ImageNotFound:
         return False, want
     return (img.labels or {}).get(SOURCE_LABEL) == want, want
 
 
-def build_exporter(stack: Stack, digest: str) -> None:
+def build(stack: Stack, svc: Service, digest: str) -> None:
     """docker build with live output (it is a long operation: show it)."""
-    argv = ["docker", "build", "-t", stack.env[EXPORTER.image_key],
+    argv = ["docker", "build", "-t", stack.env[svc.image_key],
             "--build-arg", f"BASE_IMAGE={stack.env[BASE_IMAGE_KEY]}",
             "--label", f"{SOURCE_LABEL}={digest}"]
+    if svc.dockerfile:
+        argv += ["-f", str(stack.root / svc.dockerfile)]
     if os.environ.get("STACK_BUILD_NETWORK"):
         argv += ["--network", os.environ["STACK_BUILD_NETWORK"]]
-    argv.append(str(stack.root / EXPORTER.build))
+    argv.append(str(stack.root / svc.build))
     cp = subprocess.run(argv)
     if cp.returncode != 0:
         raise StackError(
-            f"building the exporter image failed (exit {cp.returncode}) — see the build output "
-            "above; behind a proxy set STACK_BUILD_NETWORK=host, or point EXPORTER_BASE_IMAGE at a "
+            f"building the {svc.name} image failed (exit {cp.returncode}) — see the build output "
+            f"above; behind a proxy set STACK_BUILD_NETWORK=host, or point {BASE_IMAGE_KEY} at a "
             "reachable mirror"
         )
 
@@ -104,11 +120,11 @@ def try_pull(client, ref: str, reporter: Reporter) -> str | None:
     return None
 
 
-def needed(stack: Stack, exporter_fresh: bool) -> list[str]:
+def needed(stack: Stack, built_fresh: bool) -> list[str]:
     """The .env image keys this run needs: every enabled service's image that the stack
-    does not build, and the exporter's base image when the exporter must be built."""
+    does not build, and the base image when an image of its own must be built."""
     keys = [s.image_key for s in SERVICES if s.name in stack.services and not s.build]
-    return keys + ([] if exporter_fresh else [BASE_IMAGE_KEY])
+    return keys + ([] if built_fresh else [BASE_IMAGE_KEY])
 
 
 def ensure_present(client, stack: Stack, keys: list[str], present, reporter: Reporter) -> None:

@@ -13,7 +13,8 @@ Invariants:
   or a ``serve`` and an ``up``/``down``, never race.
 - Only the verified server process (pid + start time + command line, state.py) is
   ever signalled, through its psutil handle, which re-checks the start time.
-- Never binds 0.0.0.0 unless the caller passes ``host`` explicitly.
+- Binds loopback only (containers reach it through the stack's gateway, which wants a
+  key); 0.0.0.0 or another address only when the caller passes ``host`` explicitly.
 - Waits are conditions with deadlines (start-up events, HTTP readiness,
   process exit), never fixed sleeps. Nothing here calls ``POST /shutdown``.
 """
@@ -40,7 +41,7 @@ import psutil
 from stackctl.config.stack import ROOT
 from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
-from stackctl.foundry import bridge, discovery, runtime
+from stackctl.foundry import discovery, runtime
 from stackctl.foundry import state as state_mod
 from stackctl.foundry.events import ERROR, READY, STAGE, Event, decode
 from stackctl.foundry.model_spec import resolve
@@ -91,7 +92,6 @@ def serve(
     startup_timeout: float = STARTUP_TIMEOUT_S,
     on_event: Callable[[Event], None] = lambda event: None,
     python: str = sys.executable,
-    gateway: Callable[[], str | None] = bridge.gateway_ip,
     http: httpx.Client | None = None,
 ) -> ServerState:
     """Start the embedded server; return its state once it serves the model."""
@@ -106,7 +106,7 @@ def serve(
             raise StackError(already_running_message(live))
         if importlib.util.find_spec("foundry_local_sdk") is None:
             raise UsageError(f"foundry-local-sdk is not installed — run `{runtime.INSTALL_HINT}` and retry")
-        hosts = _bind_hosts(host, port, gateway, on_event)
+        hosts = _bind_hosts(host, port)
         if not spec.local and not catalog_url:
             _check_catalog(spec.alias, http)
         state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python)
@@ -126,20 +126,15 @@ def already_running_message(live: ServerState) -> str:
     )
 
 
-def _bind_hosts(host: str | None, port: int, gateway: Callable[[], str | None], on_event) -> list[str]:
-    """Loopback plus the Docker bridge gateway (Linux), or loopback plus the explicit host."""
+def _bind_hosts(host: str | None, port: int) -> list[str]:
+    """Loopback only (containers reach it through the stack's gateway, which guards it
+    with a key), or loopback plus an explicit host, or 0.0.0.0/:: alone."""
     if host in ("0.0.0.0", "::"):
         hosts = [host]
     elif host:
         hosts = ["127.0.0.1", host]
     else:
         hosts = ["127.0.0.1"]
-        gw = gateway()
-        if gw:
-            if bind_error(gw, port) in (None, errno.EADDRINUSE):
-                hosts.append(gw)
-            else:
-                on_event(Event(STAGE, f"cannot bind the Docker bridge gateway {gw}; containers will not reach this server"))
     for h in dict.fromkeys(hosts):
         err = bind_error(h, port)
         if err == errno.EADDRINUSE:

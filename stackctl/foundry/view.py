@@ -17,9 +17,9 @@ from stackctl.config.settings import FOUNDRY_PORT_KEY
 from stackctl.config.stack import Stack
 from stackctl.console import Reporter, cmd
 from stackctl.errors import StackError
-from stackctl.foundry import discovery
+from stackctl.foundry import discovery, door
 from stackctl.foundry.model_spec import resolve
-from stackctl.foundry.urls import container_url, root_url
+from stackctl.foundry.urls import root_url
 
 
 @dataclass(frozen=True)
@@ -29,23 +29,21 @@ class FoundryView:
     root_url: str                  # as the host sees it
     openai_url: str                # chat base, as the host sees it
     chat_models: tuple[str, ...]
-    container_base_url: str        # root (+ /catalogs/local) as containers see it: the exporter's target
-    container_openai_url: str
+    upstream_url: str              # root (+ /catalogs/local) as the gateway sees it (the host)
+    container_base_url: str        # the gateway as containers see it: the exporter's target
+    container_openai_url: str      # the gateway's OpenAI base for containers: Open WebUI's connection
     binds_everywhere: bool = False
 
-    def managed_env(self) -> dict[str, str]:
-        return {"FOUNDRY_CONTAINER_BASE_URL": self.container_base_url,
-                "FOUNDRY_CONTAINER_OPENAI_URL": self.container_openai_url}
 
-
-def view_of(d: discovery.Discovery) -> FoundryView:
+def view_of(d: discovery.Discovery, stack: Stack) -> FoundryView:
     assert d.found and d.root_url and d.chat_base_url
     root = root_url(d.root_url)
     return FoundryView(
         source=d.source or "?", generation=d.generation or "?", root_url=root,
         openai_url=d.chat_base_url, chat_models=tuple(d.chat_models),
-        container_base_url=container_url(d.chat_base_url).removesuffix("/v1"),
-        container_openai_url=container_url(d.chat_base_url),
+        upstream_url=d.chat_base_url.removesuffix("/v1"),
+        container_base_url=door.container_root(stack),
+        container_openai_url=door.container_openai_url(stack),
         binds_everywhere=urlsplit(root).hostname in ("0.0.0.0", "::"),
     )
 
@@ -54,7 +52,7 @@ def current(stack: Stack) -> tuple[FoundryView | None, str | None]:
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
         return None, embedded_problem(stack, d) or d.reason
-    view = view_of(d)
+    view = view_of(d, stack)
     if d.source == "embedded" and embedded_binds_everywhere(stack):
         view = replace(view, binds_everywhere=True)
     return view, None
@@ -136,7 +134,7 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     and FOUNDRY_LOCAL_ENDPOINT is not pinned."""
     d = discovery.discover(stack.env, stack.state_dir)
     if d.found:
-        view = view_of(d)
+        view = view_of(d, stack)
         reporter.ok(f"Foundry Local found ({view.source}): {view.root_url}")
         if model or model_path:
             remember_model(stack, model, model_path, reporter)
@@ -162,7 +160,7 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     d = discovery.discover(stack.env, stack.state_dir)
     if not d.found:
         raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")
-    return view_of(d), True
+    return view_of(d, stack), True
 
 
 MODEL_KEYS = ("FOUNDRY_MODEL", "FOUNDRY_MODEL_PATH")
@@ -230,16 +228,15 @@ def _event_printer(reporter: Reporter):
 
 
 def unreachable_fix(view: FoundryView) -> str:
-    host = urlsplit(view.root_url).hostname
-    if sys.platform.startswith("linux") and host in ("127.0.0.1", "localhost", "::1"):
-        return ("on Linux, containers reach the host through the Docker bridge gateway, not "
-                f"{host}: bind Foundry Local to the bridge address too (the embedded "
-                f"`{cmd('foundry.serve')}` does), or set FOUNDRY_LOCAL_ENDPOINT to an address "
-                "containers can reach; check a firewall is not dropping docker0 traffic")
-    return ("make Foundry Local listen on an address Docker Desktop forwards "
-            "(host.docker.internal), and check the firewall")
+    if sys.platform.startswith("linux"):
+        return (f"`{cmd('status')}` shows whether the gateway runs; `{cmd('logs gateway')}` shows "
+                "why not; check a firewall is not dropping traffic from containers to the Docker "
+                "bridge address (docker0)")
+    return ("the gateway uses host networking: on Docker Desktop turn on Settings > Resources > "
+            "Network > Enable host networking (Docker Desktop 4.34 or later), then "
+            f"`{cmd('up')}`")
 
 
 def unreachable_message(view: FoundryView, detail: str) -> str:
-    return (f"Foundry Local at {view.root_url} is not reachable from containers "
-            f"({view.container_openai_url}: {detail}) — {unreachable_fix(view)}")
+    return (f"Foundry Local at {view.root_url} is not reachable from containers through the "
+            f"gateway ({view.container_openai_url}: {detail}) — {unreachable_fix(view)}")

@@ -1,9 +1,10 @@
 """`invoke up`: from a fresh clone to a healthy stack, idempotently.
 
 Order matters and each step fails with one line and nothing half-done:
-.env → Alertmanager config → Docker → compose → Foundry (discover, else serve the embedded one) →
-ports → images → Foundry reachable FROM A CONTAINER → compose up → health →
-reconcile Open WebUI's stored connection. Re-running on a healthy, unchanged
+.env → Alertmanager config → Docker → compose → ports → images (pull, build the exporter
+and the gateway) → Foundry (discover, else serve the embedded one, loopback only) → the
+gateway up → Foundry reachable FROM A CONTAINER through the gateway, with its key →
+compose up → health → reconcile Open WebUI's stored connection (the gateway + its key). Re-running on a healthy, unchanged
 stack changes nothing (compose sees no diff; reconcile sees no diff).
 """
 
@@ -15,15 +16,16 @@ from dataclasses import dataclass, field
 from stackctl import openwebui
 from stackctl.alerting import deploy as alert_config
 from stackctl.config import envfile
-from stackctl.config.settings import ALERTMANAGER, OPENWEBUI
+from stackctl.config.settings import ALERTMANAGER, BUILT, GATEWAY, GATEWAY_KEY, OPENWEBUI
 from stackctl.config.stack import Stack, ensure_stack
 from stackctl.console import Reporter
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health, images
 from stackctl.errors import StackError
+from stackctl.foundry import bridge, door
 from stackctl.foundry import view as foundry_link
 from stackctl.lifecycle.reset_admin import foreign_data_message
-from stackctl.ports import busy_ports
+from stackctl.ports import busy_ports, own_ports
 
 
 @dataclass
@@ -66,26 +68,32 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     r.ok(f"Docker Engine reachable; using {compose.label}")
 
     own = engine.services(client, stack.project)
-    preflight_ports(stack, engine.published_ports(own))
+    preflight_ports(stack, own_ports(stack, engine.published_ports(own), own))
 
     _ensure_images(client, stack, r)  # all of them, before anything starts
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
     try:
+        managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip())
+        secrets_env, _ = door.render_prometheus_secrets(stack)
+        # Every preflight has passed: now the managed keys reach .env (compose needs all).
+        if envfile.set_managed(stack.env_file, managed | secrets_env | am_env):
+            r.ok(f"gateway: {managed['GATEWAY_LISTEN']} → Foundry Local at {view.upstream_url}")
+        stack = stack.with_env(envfile.load(stack.env_file))
+        _start_gateway(client, compose, stack, timeout)
         ok, detail = engine.curl_from_container(client, stack.env[OPENWEBUI.image_key],
-                                                view.container_openai_url + "/models")
+                                                view.container_openai_url + "/models",
+                                                bearer=stack.env[GATEWAY_KEY])
         if not ok:
             raise StackError(foundry_link.unreachable_message(view, detail))
     except BaseException:
-        if started:  # leave the machine as we found it
+        if GATEWAY.name not in own:  # leave the machine as we found it
+            composer.run(compose, stack, "rm", "-fs", GATEWAY.name, check=False)
+        if started:
             foundry_link.stop_embedded(stack)
             r.warn("stopped the embedded Foundry Local this run had started")
         raise
-    r.ok("Foundry Local is reachable from a container through host.docker.internal")
-    if envfile.set_managed(stack.env_file, view.managed_env()):
-        r.ok(f"Foundry endpoint for containers: {view.container_openai_url}")
-    envfile.set_managed(stack.env_file, am_env)
-    stack = stack.with_env(envfile.load(stack.env_file))
-
+    r.ok(f"Foundry Local is reachable from a container through the gateway "
+         f"({view.container_openai_url}, key required)")
     r.step("starting containers")
     composer.run(compose, stack, "up", "-d", "--no-build", "--remove-orphans")
     with r.status("waiting for services to be healthy") as st:
@@ -107,21 +115,29 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
             foundry_link.stop_embedded(stack)
             r.warn("stopped the embedded Foundry Local this run had started")
         raise StackError(foreign_data_message(stack, "WEBUI_ADMIN_PASSWORD" in added)) from None
-    changed = openwebui.reconcile(ui, view.container_openai_url, list(view.chat_models))
+    changed = openwebui.reconcile(ui, view.container_openai_url, stack.env[GATEWAY_KEY])
     if changed:
-        r.ok(f"Open WebUI connection set to {view.container_openai_url} "
-             f"offering {', '.join(view.chat_models) or 'no models'}")
+        r.ok(f"Open WebUI connection set to the gateway {view.container_openai_url} "
+             "(it lists the loaded chat models live)")
     return UpResult(stack=stack, foundry=view, urls=stack.urls, env_added=added,
                     reconciled=changed, started_embedded=started, seconds=time.monotonic() - t0)
 
 
 def _ensure_images(client, stack: Stack, r: Reporter) -> None:
-    fresh, digest = images.exporter_up_to_date(client, stack)
-    images.ensure_present(client, stack, images.needed(stack, fresh),
+    stale = [(svc, digest) for svc in BUILT if svc.name in stack.services
+             for fresh, digest in [images.up_to_date(client, stack, svc)] if not fresh]
+    images.ensure_present(client, stack, images.needed(stack, not stale),
                           lambda ref: engine.image_present(client, ref), r)
-    if not fresh:
-        r.step("building the exporter image from exporter/")
-        images.build_exporter(stack, digest)
+    for svc, digest in stale:
+        r.step(f"building the {svc.name} image ({stack.env[svc.image_key]})")
+        images.build(stack, svc, digest)
+
+
+def _start_gateway(client, compose, stack: Stack, timeout: float) -> None:
+    """The gateway first: the reachability check from a container goes through it."""
+    composer.run(compose, stack, "up", "-d", "--no-build", GATEWAY.name)
+    health.wait_healthy((GATEWAY.name,), lambda: engine.services(client, stack.project),
+                        timeout=min(timeout, 120.0))
 
 
 def _summary(expected, states) -> str:

@@ -19,7 +19,7 @@ from tests.e2e.helpers import assert_chat_kept, create_chat, exporter_sample, st
 from tests.plugins.stack import STACK_MODEL_ID
 
 TINY = STACK_MODEL_ID
-SERVICES = ("open-webui", "exporter", "prometheus")
+SERVICES = ("open-webui", "exporter", "prometheus", "gateway")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_foundry_on_a_new_port_needs_up_and_then_everything_follows(stack, chat)
         f"FOUNDRY_PORT={old_port}\n", f"FOUNDRY_PORT={new_port}\n"))
     cp = stack.invoke("up")
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    assert stack.env["FOUNDRY_CONTAINER_BASE_URL"].endswith(f":{new_port}/catalogs/local")
+    # The gateway follows Foundry (its upstream); Open WebUI and the exporter keep their door.
+    assert stack.env["GATEWAY_UPSTREAM_URL"].endswith(f":{new_port}/catalogs/local")
     wait_for(lambda: exporter_sample(stack, "foundry_up", kind="foundry") == 1.0,
              "exporter follows Foundry to the new port", timeout=120)
     assert_chat_kept(stack, chat)
@@ -110,7 +111,8 @@ def test_prometheus_restart_keeps_history(stack, history_mark):
 
 def test_no_secret_in_metrics_logs_status_or_doctor(stack):
     env = stack.env
-    secrets = [env[k] for k in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")]
+    secrets = [env[k] for k in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD",
+                                "GATEWAY_API_KEY")]
     token_file = stack.state_dir / "openwebui-token"
     if token_file.exists():
         secrets.append(token_file.read_text().strip())

@@ -16,6 +16,7 @@ import docker
 import httpx
 import pytest
 
+from stackctl.config.settings import GATEWAY
 from stackctl.docker import engine
 from tests.e2e.helpers import assert_chat_kept, create_chat, signin, states, wait_for
 from tests.plugins.stack import STACK_MODEL_ID
@@ -46,16 +47,50 @@ def test_up_from_nothing_reaches_all_healthy_and_says_where_things_are(e2e_stack
 
 def test_env_is_private_and_ports_are_loopback_only(e2e_stack, up):
     assert stat.S_IMODE(e2e_stack.env_file.stat().st_mode) == 0o600
-    for svc in states(e2e_stack).values():
+    for name, svc in states(e2e_stack).items():
+        if name == GATEWAY.name:  # host networking: nothing published (its listeners: below)
+            assert not svc.ports, svc
+            continue
         assert svc.ports and all(p.startswith("127.0.0.1:") for p in svc.ports), svc
+
+
+def test_foundry_listens_on_loopback_only_and_the_gateway_on_loopback_and_the_bridge(e2e_stack, up):
+    from stackctl.foundry import bridge
+    from tests.integration.security.test_foundry_bind import listening
+
+    assert listening(int(e2e_stack.env["FOUNDRY_PORT"])) == {"127.0.0.1"}
+    assert listening(int(e2e_stack.env["GATEWAY_PORT"])) == {"127.0.0.1", bridge.gateway_ip()}
+
+
+def _from_container(image: str, *curl_args: str) -> str:
+    """curl from a throwaway container, as any container on this host could."""
+    out = docker.from_env().containers.run(  # curl fails on a refused connection: say 000 anyway
+        # the newline matters: a last line without one was seen lost from the container's log
+        image, ["-c", 'curl -s -m 5 -o /dev/null -w "%{http_code}\\n" "$@"; exit 0', "sh", *curl_args],
+        entrypoint="sh", stderr=True,
+        extra_hosts={"host.docker.internal": "host-gateway"}, remove=True, network_mode="bridge")
+    return out.decode().strip()
+
+
+def test_a_container_without_the_key_is_refused_and_the_gateway_guards_foundry(e2e_stack, up):
+    image = e2e_stack.env["OPENWEBUI_IMAGE"]  # has curl, like any container on this host might
+    door = f"http://host.docker.internal:{e2e_stack.env['GATEWAY_PORT']}"
+    key = ["-H", f"Authorization: Bearer {e2e_stack.env['GATEWAY_API_KEY']}"]
+    assert _from_container(image, door + "/v1/models") == "401"
+    assert _from_container(image, *key, door + "/v1/models") == "200"
+    assert _from_container(image, *key, "-X", "POST", door + "/shutdown") == "403"
+    # Foundry itself is not reachable from containers at all (loopback only).
+    assert _from_container(image, f"http://host.docker.internal:{e2e_stack.env['FOUNDRY_PORT']}/v1/models") == "000"
+    assert httpx.get(f"http://127.0.0.1:{e2e_stack.env['FOUNDRY_PORT']}/v1/models", timeout=5).status_code == 200
 
 
 def test_open_webui_offers_exactly_the_loaded_tiny_model(e2e_stack, up):
     ui = signin(e2e_stack)
     assert ui.models(refresh=True) == [TINY]
     cfg = ui.openai_config()
-    assert cfg["OPENAI_API_BASE_URLS"][0] == e2e_stack.env["FOUNDRY_CONTAINER_OPENAI_URL"]
-    assert cfg["OPENAI_API_BASE_URLS"][0].startswith("http://host.docker.internal:")
+    assert cfg["OPENAI_API_BASE_URLS"][0] == f"http://host.docker.internal:{e2e_stack.env['GATEWAY_PORT']}/v1"
+    assert cfg["OPENAI_API_KEYS"][0] == e2e_stack.env["GATEWAY_API_KEY"]
+    assert not cfg["OPENAI_API_CONFIGS"].get("0", {}).get("model_ids")  # the gateway's list is live
 
 
 def test_signup_is_closed_after_the_admin_exists(e2e_stack, up):
@@ -144,9 +179,9 @@ def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, c
     envfile.ensure(e2e_stack.env_file)
     cp = e2e_stack.invoke("up")
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    assert "Open WebUI connection set" in cp.stdout
+    assert "Open WebUI connection set" not in cp.stdout  # its door (the gateway) did not move
+    assert e2e_stack.env["GATEWAY_UPSTREAM_URL"].endswith(f":{new_port}/catalogs/local")
     ui = signin(e2e_stack)
-    assert f":{new_port}/" in ui.openai_config()["OPENAI_API_BASE_URLS"][0]
     assert ui.models(refresh=True) == [TINY]
     assert_chat_kept(e2e_stack, chat)
 
@@ -154,7 +189,7 @@ def test_foundry_on_another_port_is_reconciled_and_the_chat_is_kept(e2e_stack, c
 def test_status_shows_services_and_foundry(e2e_stack, up):
     cp = e2e_stack.invoke("status")
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    for word in ("open-webui", "exporter", "prometheus", "foundry", TINY, "healthy"):
+    for word in ("open-webui", "exporter", "prometheus", "gateway", "foundry", TINY, "healthy"):
         assert word in cp.stdout
     assert e2e_stack.env["WEBUI_ADMIN_PASSWORD"] not in cp.stdout
 

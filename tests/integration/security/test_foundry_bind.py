@@ -1,5 +1,5 @@
 """The embedded Foundry server's unauthenticated API (POST /shutdown!) listens only
-on loopback and the Docker bridge gateway — never on the host's other addresses.
+on loopback — not on the Docker bridge address nor any other (the gateway is the door).
 
 Read from the kernel's socket table (/proc/net/tcp{,6}) rather than by
 connecting, so the check is exact and sends no traffic beyond loopback.
@@ -7,7 +7,6 @@ connecting, so the check is exact and sends no traffic beyond loopback.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from pathlib import Path
@@ -37,12 +36,11 @@ def listening(port: int) -> set[str]:
     return out
 
 
-def test_listens_on_loopback_and_bridge_gateway_only(foundry_server):
+def test_listens_on_loopback_only_not_the_bridge(foundry_server):
+    # The gateway is the one door for containers (issue 15): the embedded server no
+    # longer binds the Docker bridge address, where any container could POST /shutdown.
     addrs = listening(foundry_server.port)
+    assert addrs, "Foundry does not listen at all"
+    assert addrs <= {"127.0.0.1", "::1"}, f"Foundry listens on {addrs - {'127.0.0.1', '::1'}} too"
     gateway = bridge.gateway_ip()
-    assert "127.0.0.1" in addrs
-    allowed = {"127.0.0.1", "::1"} | ({gateway} if gateway else set())
-    assert addrs <= allowed, f"Foundry listens on {addrs - allowed} too"
-    assert not any(ipaddress.ip_address(a).is_unspecified for a in addrs)
-    if gateway:  # Linux Docker Engine: containers reach the host only here
-        assert gateway in addrs
+    assert gateway is None or gateway not in addrs

@@ -13,7 +13,7 @@ from stackctl.foundry.view import FoundryView
 
 MODEL = "tiny-chat-generic-cpu:1"
 FOUNDRY = "http://127.0.0.1:52180"
-CONTAINER_OPENAI = "http://host.docker.internal:52180/catalogs/local/v1"
+CONTAINER_OPENAI = "http://host.docker.internal:9180/v1"  # the gateway
 PORTS = {"OPENWEBUI_PORT": "3000", "PROMETHEUS_PORT": "9090", "EXPORTER_PORT": "9101", "GRAFANA_PORT": "3001",
          "ALERTMANAGER_PORT": "9093"}
 ALERTMANAGERS = {"status": "success", "data": {
@@ -23,7 +23,8 @@ ALERTMANAGERS = {"status": "success", "data": {
 def view(models: tuple[str, ...] = (MODEL,)) -> FoundryView:
     return FoundryView(source="embedded", generation="sdk", root_url=FOUNDRY,
                        openai_url=FOUNDRY + "/catalogs/local/v1", chat_models=models,
-                       container_base_url="http://host.docker.internal:52180/catalogs/local",
+                       upstream_url=FOUNDRY + "/catalogs/local",
+                       container_base_url="http://host.docker.internal:9180",
                        container_openai_url=CONTAINER_OPENAI)
 
 

@@ -111,12 +111,12 @@ def test_set_managed_rewrites_only_managed_keys(tmp_path):
     p = tmp_path / ".env"
     envfile.ensure(p)
     before = envfile.load(p)
-    assert envfile.set_managed(p, {"FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
+    assert envfile.set_managed(p, {"GATEWAY_UPSTREAM_URL": "http://host.docker.internal:1/v1"})
     after = envfile.load(p)
-    assert after["FOUNDRY_CONTAINER_OPENAI_URL"] == "http://host.docker.internal:1/v1"
-    assert {k: v for k, v in after.items() if k != "FOUNDRY_CONTAINER_OPENAI_URL"} == \
-        {k: v for k, v in before.items() if k != "FOUNDRY_CONTAINER_OPENAI_URL"}
-    assert not envfile.set_managed(p, {"FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1"})
+    assert after["GATEWAY_UPSTREAM_URL"] == "http://host.docker.internal:1/v1"
+    assert {k: v for k, v in after.items() if k != "GATEWAY_UPSTREAM_URL"} == \
+        {k: v for k, v in before.items() if k != "GATEWAY_UPSTREAM_URL"}
+    assert not envfile.set_managed(p, {"GATEWAY_UPSTREAM_URL": "http://host.docker.internal:1/v1"})
     with pytest.raises(ValueError):
         envfile.set_managed(p, {"OPENWEBUI_PORT": "1"})
     assert mode(p) == 0o600
@@ -246,6 +246,6 @@ def test_the_example_reads_back_as_the_defaults():
 def test_set_managed_quotes_what_needs_quoting(tmp_path):
     p = tmp_path / ".env"
     envfile.ensure(p)
-    envfile.set_managed(p, {"FOUNDRY_CONTAINER_OPENAI_URL": "http://h:1/v1 #x"})
-    assert 'FOUNDRY_CONTAINER_OPENAI_URL="http://h:1/v1 #x"\n' in p.read_text()
-    assert envfile.values(envfile.read(p))["FOUNDRY_CONTAINER_OPENAI_URL"] == "http://h:1/v1 #x"
+    envfile.set_managed(p, {"GATEWAY_UPSTREAM_URL": "http://h:1/v1 #x"})
+    assert 'GATEWAY_UPSTREAM_URL="http://h:1/v1 #x"\n' in p.read_text()
+    assert envfile.values(envfile.read(p))["GATEWAY_UPSTREAM_URL"] == "http://h:1/v1 #x"

@@ -58,10 +58,12 @@ def test_example_config_loads_with_secrets_from_env() -> None:
 
 def test_stack_config_reads_foundry_url_from_env() -> None:
     config = load_config(REPO / "exporter" / "config.stack.yml",
-                         environ={"FOUNDRY_BASE_URL": "http://host.docker.internal:52180/"})
+                         environ={"FOUNDRY_BASE_URL": "http://host.docker.internal:9180/",
+                                  "FOUNDRY_API_KEY": "gateway-key"})
     foundry, webui = config.targets
     assert (foundry.kind, foundry.url, foundry.module.canary.model) == (
-        "foundry", "http://host.docker.internal:52180", AUTO)
+        "foundry", "http://host.docker.internal:9180", AUTO)
+    assert foundry.module.api_key == "gateway-key"  # the gateway wants it
     assert (webui.kind, webui.url) == ("openwebui", "http://open-webui:8080")
 
 

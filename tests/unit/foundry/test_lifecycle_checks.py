@@ -11,15 +11,11 @@ from stackctl.foundry.paths import FoundryPaths
 from tests.plugins.common import free_port
 
 
-def _no_gateway():
-    return None
-
-
 def test_serve_refuses_while_one_runs_naming_it(tmp_path, make_state, server_pid):
     live = make_state(tmp_path, pid=server_pid)
     state.write(FoundryPaths(tmp_path), live)
     with pytest.raises(StackError) as err:
-        lifecycle.serve(tmp_path, port=free_port(), model="x", gateway=_no_gateway)
+        lifecycle.serve(tmp_path, port=free_port(), model="x")
     assert str(err.value) == (
         f"an embedded Foundry Local server is already running: pid {live.pid} at http://127.0.0.1:52180 "
         "serving tiny-chat-generic-cpu:1 — use it, or run `./stack foundry.stop` first"
@@ -32,7 +28,7 @@ def test_serve_port_in_use(tmp_path, tiny_model_dir):
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(StackError) as err:
-            lifecycle.serve(tmp_path, port=port, model_path=str(tiny_model_dir), gateway=_no_gateway)
+            lifecycle.serve(tmp_path, port=port, model_path=str(tiny_model_dir))
     assert str(err.value) == (
         f"port {port} is already in use — stop what uses it, or pass --port N (or set FOUNDRY_PORT in .env)"
     )
@@ -50,7 +46,7 @@ def test_catalog_alias_offline_fails_fast_with_the_local_alternative(tmp_path):
 
     client = httpx.Client(transport=httpx.MockTransport(offline))
     with pytest.raises(StackError) as err:
-        lifecycle.serve(tmp_path, port=free_port(), model="qwen2.5-0.5b", gateway=_no_gateway, http=client)
+        lifecycle.serve(tmp_path, port=free_port(), model="qwen2.5-0.5b", http=client)
     message = str(err.value)
     assert message.startswith("the Foundry model catalog (api.catalog.azureml.ms) is unreachable or empty, "
                               "and the catalog model 'qwen2.5-0.5b' needs it")
@@ -59,20 +55,12 @@ def test_catalog_alias_offline_fails_fast_with_the_local_alternative(tmp_path):
     assert not FoundryPaths(tmp_path).state_file.exists()
 
 
-def test_explicit_host_replaces_the_gateway_and_0000_stands_alone():
-    events = []
+def test_loopback_only_unless_a_host_is_given_and_0000_stands_alone():
     port = free_port()
-    assert lifecycle._bind_hosts("0.0.0.0", port, lambda: "172.17.0.1", events.append) == ["0.0.0.0"]
-    assert lifecycle._bind_hosts(None, port, _no_gateway, events.append) == ["127.0.0.1"]
+    assert lifecycle._bind_hosts(None, port) == ["127.0.0.1"]  # never the bridge: the gateway is the door
+    assert lifecycle._bind_hosts("0.0.0.0", port) == ["0.0.0.0"]
     with pytest.raises(UsageError, match=r"^cannot bind 192\.0\.2\.1:\d+ \(.*\) — pass a local address with --host"):
-        lifecycle._bind_hosts("192.0.2.1", port, _no_gateway, events.append)
-
-
-def test_unbindable_gateway_is_dropped_with_a_note():
-    events = []
-    hosts = lifecycle._bind_hosts(None, free_port(), lambda: "192.0.2.1", events.append)
-    assert hosts == ["127.0.0.1"]
-    assert events[0].message == "cannot bind the Docker bridge gateway 192.0.2.1; containers will not reach this server"
+        lifecycle._bind_hosts("192.0.2.1", port)
 
 
 def test_stop_when_nothing_runs(tmp_path):

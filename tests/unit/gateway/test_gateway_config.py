@@ -100,3 +100,16 @@ def test_check_config_reports_problems_and_exits_2(tmp_path: Path, monkeypatch, 
 def test_bad_listen_flag_exits_2(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(tmp_path / "x.yml"), "--listen-address", "0.0.0.0"]) == 2
     assert "is not IP:port" in capsys.readouterr().err
+
+
+def test_listen_flag_takes_a_comma_separated_list(tmp_path: Path, capsys, monkeypatch) -> None:
+    # compose hands the stack's managed GATEWAY_LISTEN ("loopback,bridge") as one argument
+    monkeypatch.setenv("GATEWAY_API_KEY", "k" * 32)
+    monkeypatch.setenv("GATEWAY_UPSTREAM_URL", "http://127.0.0.1:1")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("upstreams: [{name: foundry}]\n")
+    assert main(["--config", str(cfg), "--check-config",
+                 "--listen-address", "127.0.0.1:9180,172.17.0.1:9180"]) == 0
+    assert "listening on 127.0.0.1:9180, 172.17.0.1:9180" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "--check-config", "--listen-address", "127.0.0.1:9180,x"]) == 2
+    assert "'x' is not IP:port" in capsys.readouterr().err

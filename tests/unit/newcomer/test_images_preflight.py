@@ -40,19 +40,19 @@ def stack(profiles: str = "grafana") -> Stack:
 
 def test_needed_lists_service_images_and_the_base_when_the_exporter_is_built():
     s = stack()
-    built = [k for k in IMAGE_KEYS if k not in images.needed(s, exporter_fresh=True)]
-    assert built == ["EXPORTER_IMAGE"]  # the stack builds it; it is never pulled
-    assert BASE_IMAGE_KEY not in images.needed(s, exporter_fresh=True)
-    assert images.needed(s, exporter_fresh=False)[-1] == BASE_IMAGE_KEY
+    built = [k for k in IMAGE_KEYS if k not in images.needed(s, built_fresh=True)]
+    assert built == ["EXPORTER_IMAGE", "GATEWAY_IMAGE"]  # the stack builds them; never pulled
+    assert BASE_IMAGE_KEY not in images.needed(s, built_fresh=True)
+    assert images.needed(s, built_fresh=False)[-1] == BASE_IMAGE_KEY
 
 
 def test_a_disabled_profile_needs_no_image():
-    assert "GRAFANA_IMAGE" not in images.needed(stack(profiles=""), exporter_fresh=True)
+    assert "GRAFANA_IMAGE" not in images.needed(stack(profiles=""), built_fresh=True)
 
 
 def test_all_missing_images_in_one_message_with_their_keys():
     s = stack()
-    keys = images.needed(s, exporter_fresh=False)
+    keys = images.needed(s, built_fresh=False)
     api = NoRegistry()
     with pytest.raises(StackError) as err:
         images.ensure_present(Client(api), s, keys, present=lambda ref: False, reporter=Reporter.quiet())
@@ -66,7 +66,7 @@ def test_all_missing_images_in_one_message_with_their_keys():
 
 def test_present_images_are_not_pulled_and_only_the_missing_are_named():
     s = stack()
-    keys = images.needed(s, exporter_fresh=False)
+    keys = images.needed(s, built_fresh=False)
     have = {s.env[k] for k in keys if k != "PROMETHEUS_IMAGE"}
     with pytest.raises(StackError) as err:
         images.ensure_present(Client(NoRegistry()), s, keys, present=lambda ref: ref in have,

@@ -23,7 +23,7 @@ from stackctl.errors import UsageError
 
 
 def test_alertmanager_is_a_service_with_its_port_and_volume():
-    assert SERVICE_NAMES[-1] == ALERTMANAGER.name
+    assert ALERTMANAGER.name in SERVICE_NAMES
     assert ALERTMANAGER.port_key in PORT_KEYS
     assert VOLUME_SERVICE["alertmanager-data"] == ALERTMANAGER.name
     assert "alertmanager-data" in VOLUMES and "alertmanager-data" in archive.KNOWN_VOLUMES

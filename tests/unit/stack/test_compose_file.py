@@ -43,14 +43,24 @@ def test_services_match_settings_and_ports_bind_to_the_bind_address():
 def test_each_service_is_wired_as_the_settings_table_says(service):
     """Port key, container port, image key, volume and profile: compose agrees with settings.py."""
     svc = yaml.safe_load(COMPOSE.read_text())["services"][service.name]
-    assert svc["ports"] == [f"${{STACK_BIND_ADDRESS:?is not set}}:${{{service.port_key}:?is not set}}:"
-                            f"{service.container_port}"]
+    if service.host_network:  # listens on the host itself, on its port key's value
+        assert svc["network_mode"] == "host" and "ports" not in svc
+        assert f"${{{service.port_key}:?" in str(svc["healthcheck"]["test"])
+    else:
+        assert svc["ports"] == [f"${{STACK_BIND_ADDRESS:?is not set}}:${{{service.port_key}:?is not set}}:"
+                                f"{service.container_port}"]
+        assert str(service.container_port) in str(svc["healthcheck"]["test"])
     assert svc["image"].startswith(f"${{{service.image_key}:?")
     mounts = [v.split(":")[0] for v in svc.get("volumes", [])]
     assert (service.volume in mounts) if service.volume else all(m.startswith(".") for m in mounts)
     assert svc.get("profiles", []) == ([service.profile] if service.profile else [])
-    assert (svc.get("build", {}).get("context") == f"./{service.build}") if service.build else "build" not in svc
-    assert str(service.container_port) in str(svc["healthcheck"]["test"])
+    if service.build:
+        build = svc["build"]
+        assert Path(build["context"]) == Path(service.build)
+        assert build.get("dockerfile", "Dockerfile") == (
+            str(Path(service.dockerfile).relative_to(service.build)) if service.dockerfile else "Dockerfile")
+    else:
+        assert "build" not in svc
 
 
 def _binaries():
@@ -68,8 +78,9 @@ def _binaries():
 def test_compose_accepts_the_file(argv, tmp_path):
     env = tmp_path / ".env"
     envfile.ensure(env)
-    envfile.set_managed(env, {"FOUNDRY_CONTAINER_BASE_URL": "http://host.docker.internal:1",
-                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1",
+    envfile.set_managed(env, {"GATEWAY_UPSTREAM_URL": "http://127.0.0.1:1",
+                              "GATEWAY_LISTEN": "127.0.0.1:9180",
+                              "PROMETHEUS_SECRETS_DIR": str(tmp_path),
                               "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
     cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
                          "--env-file", str(env), "--profile", "grafana", "config"],

@@ -22,7 +22,7 @@ from stackctl.config import envfile
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILES = (REPO / "compose.yaml",)
 
-READ_ONLY = {"exporter", "prometheus", "alertmanager"}
+READ_ONLY = {"exporter", "prometheus", "alertmanager", "gateway"}
 WRITABLE_ROOT = {
     # Writes favicons into its package's static folder at every start (EROFS seen here).
     "open-webui",
@@ -96,7 +96,7 @@ def test_a_mutated_copy_of_the_file_fails(tmp_path: Path) -> None:
     mutated.write_text(text.replace('  security_opt: ["no-new-privileges:true"]\n', "", 1))
     problems = hardening_problems(services([mutated]))
     assert problems == [f"{n}: security_opt lacks no-new-privileges:true"
-                        for n in ("open-webui", "exporter", "prometheus", "grafana", "alertmanager")]
+                        for n in ("open-webui", "exporter", "prometheus", "grafana", "alertmanager", "gateway")]
 
 
 def test_a_new_service_must_choose(tmp_path: Path) -> None:
@@ -116,8 +116,9 @@ def _compose_binaries() -> list[str]:
 def test_both_compose_lines_keep_the_hardening(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     envfile.ensure(env)
-    envfile.set_managed(env, {"FOUNDRY_CONTAINER_BASE_URL": "http://host.docker.internal:1",
-                              "FOUNDRY_CONTAINER_OPENAI_URL": "http://host.docker.internal:1/v1",
+    envfile.set_managed(env, {"GATEWAY_UPSTREAM_URL": "http://127.0.0.1:1",
+                              "GATEWAY_LISTEN": "127.0.0.1:9180",
+                              "PROMETHEUS_SECRETS_DIR": str(tmp_path),
                               "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
     for binary in _compose_binaries():
         cp = subprocess.run([binary, "--project-directory", str(REPO),

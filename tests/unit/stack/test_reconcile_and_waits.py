@@ -14,7 +14,8 @@ from stackctl.docker import compose, health
 from stackctl.docker.engine import ServiceState
 from stackctl.errors import StackError
 
-URL = "http://host.docker.internal:52180/catalogs/local/v1"
+URL = "http://host.docker.internal:9180/v1"
+KEY = "k" * 43
 
 
 def cfg(urls, configs=None, enable=True, keys=None):
@@ -23,30 +24,38 @@ def cfg(urls, configs=None, enable=True, keys=None):
             "OPENAI_API_CONFIGS": configs or {}}
 
 
-def test_first_reconcile_sets_url_and_model_ids():
-    want = openwebui.desired_openai_config(cfg(["http://host.docker.internal:52180/catalogs/local/v1"]), URL, ["m:1"])
-    assert want["OPENAI_API_CONFIGS"]["0"] == {"enable": True, "model_ids": ["m:1"]}
+def test_a_connection_from_before_the_gateway_moves_to_it_with_the_key_and_no_allowlist():
+    # direct to Foundry, with the static model_ids allowlist older stacks stored
+    old = cfg(["http://host.docker.internal:52180/catalogs/local/v1"], {"0": {"enable": True, "model_ids": ["m:1"]}})
+    want = openwebui.desired_openai_config(old, URL, KEY)
+    assert want["OPENAI_API_BASE_URLS"] == [URL] and want["OPENAI_API_KEYS"] == [KEY]
+    assert want["OPENAI_API_CONFIGS"]["0"] == {"enable": True}  # the gateway's live list decides
 
 
 def test_matching_config_needs_no_change():
-    current = cfg([URL], {"0": {"enable": True, "model_ids": ["m:1"]}})
-    assert openwebui.desired_openai_config(current, URL, ["m:1"]) is None
+    assert openwebui.desired_openai_config(cfg([URL], {"0": {"enable": True}}, keys=[KEY]), URL, KEY) is None
+    assert openwebui.desired_openai_config(cfg([URL], {}, keys=[KEY]), URL, KEY) is None
+
+
+def test_a_changed_key_or_a_leftover_allowlist_is_rewritten():
+    assert openwebui.desired_openai_config(cfg([URL], {}, keys=["old"]), URL, KEY)["OPENAI_API_KEYS"] == [KEY]
+    assert openwebui.desired_openai_config(cfg([URL], {"0": {"model_ids": ["m:1"]}}, keys=[KEY]), URL, KEY)
 
 
 def test_moved_port_rewrites_entry_zero_and_keeps_other_connections_and_settings():
     current = cfg(["http://host.docker.internal:1111/v1", "https://api.example/v1"],
                   {"0": {"enable": True, "model_ids": ["m:1"], "prefix_id": "fl"},
                    "1": {"enable": True, "tags": ["x"]}}, keys=["", "sk-user"])
-    want = openwebui.desired_openai_config(current, URL, ["m:1"])
+    want = openwebui.desired_openai_config(current, URL, KEY)
     assert want["OPENAI_API_BASE_URLS"] == [URL, "https://api.example/v1"]
-    assert want["OPENAI_API_KEYS"] == ["", "sk-user"]
-    assert want["OPENAI_API_CONFIGS"]["0"]["prefix_id"] == "fl"
+    assert want["OPENAI_API_KEYS"] == [KEY, "sk-user"]
+    assert want["OPENAI_API_CONFIGS"]["0"] == {"enable": True, "prefix_id": "fl"}
     assert want["OPENAI_API_CONFIGS"]["1"] == {"enable": True, "tags": ["x"]}
 
 
 def test_disabled_connection_or_api_is_turned_back_on():
-    assert openwebui.desired_openai_config(cfg([URL], {"0": {"enable": False, "model_ids": ["m:1"]}}), URL, ["m:1"])
-    assert openwebui.desired_openai_config(cfg([URL], {"0": {"model_ids": ["m:1"]}}, enable=False), URL, ["m:1"])
+    assert openwebui.desired_openai_config(cfg([URL], {"0": {"enable": False}}, keys=[KEY]), URL, KEY)
+    assert openwebui.desired_openai_config(cfg([URL], {}, enable=False, keys=[KEY]), URL, KEY)
 
 
 def test_reconcile_posts_only_when_needed():
@@ -59,7 +68,7 @@ def test_reconcile_posts_only_when_needed():
         return httpx.Response(200, json={})
 
     ui = openwebui.OpenWebUI("http://ui", httpx.Client(transport=httpx.MockTransport(handler)), token="t")
-    assert openwebui.reconcile(ui, URL, ["m:1"]) is True
+    assert openwebui.reconcile(ui, URL, KEY) is True
     assert posted and posted[0].headers["authorization"] == "Bearer t"
 
 
@@ -137,3 +146,12 @@ def test_clean_environ_drops_settings(monkeypatch):
     monkeypatch.setenv("HOME_LIKE", "x")
     env = compose.clean_environ()
     assert "OPENWEBUI_PORT" not in env and env["HOME_LIKE"] == "x"
+
+
+def test_a_running_gateway_holds_its_port_though_it_publishes_none():
+    from stackctl.config.settings import SETTINGS
+    from stackctl.ports import own_ports
+
+    s = Stack(Path("/x"), Path("/x/.env"), {k.key: k.default for k in SETTINGS} | {"GATEWAY_PORT": "9999"})
+    assert own_ports(s, {3000}, {"open-webui": 1}) == {3000}
+    assert own_ports(s, {3000}, {"open-webui": 1, "gateway": 1}) == {3000, 9999}
