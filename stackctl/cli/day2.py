@@ -203,7 +203,7 @@ def bundle(c, action, file, model_path=None, model_dir=None, force=False):
     if target is not None:
         b.check_model_dir(target)  # before reading GBs
     client = engine.client()
-    with stack_lock(state_dir_of(), "invoke bundle load", on_note=R.warn):
+    with stack_lock(state_dir_of(), cmd("bundle load"), on_note=R.warn):
         R.step(f"verifying {path} (every member against its checksum) before loading anything")
         with b.open_bundle(path, progress) as verified:
             m = verified.manifest
