@@ -215,3 +215,26 @@ def test_load_brings_back_every_image_with_its_id_and_the_model_folder(world, sa
     assert cp.stdout.strip().splitlines()[-1] == f"Next: `{REPO / 'stack'} up --model-path {target}`"
     again = run(world, "bundle", "load", "offline.bundle", "--model-dir", "models/tiny")
     assert again.returncode == 2 and "already exists and is not an empty folder" in again.stderr
+
+
+def test_a_load_while_another_stack_command_holds_the_lock_is_refused_and_loads_nothing(world, saved):
+    from stackctl.lock import stack_lock
+
+    rmi(world)
+    with stack_lock(world["root"] / "state", "./stack up"):
+        cp = run(world, "bundle", "load", "offline.bundle", "--model-dir", "model-locked")
+    assert cp.returncode != 0 and len(cp.stderr.strip().splitlines()) == 1
+    assert "stack lock" in cp.stderr and "./stack up" in cp.stderr
+    assert present(world) == {"a": None, "b": None} and not (world["root"] / "model-locked").exists()
+
+
+def test_a_wrong_action_or_option_is_one_line_of_bad_input(world):
+    for args, want in ((("bundle", "unpack", "x.bundle"), "bundle 'unpack': say `"),
+                       (("bundle", "save", "x.bundle", "--model-dir", "m"), "--model-dir is not an option of "
+                                                                            "`bundle save`"),
+                       (("bundle", "load", "x.bundle", "--force"), "--force is not an option of `bundle load`"),
+                       (("bundle", "load", "nope.bundle"), "nope.bundle: no such file")):
+        cp = run(world, *args)
+        assert cp.returncode == 2 and cp.stderr.strip().splitlines() == [cp.stderr.strip()], args
+        assert cp.stderr.startswith("error: ") and want in cp.stderr, (args, cp.stderr)
+    assert not (world["root"] / "x.bundle").exists()
