@@ -18,6 +18,11 @@ What is real and what is shortened:
   notified. `invoke status` and `invoke alerts` list the firing alert. Foundry
   restarted, Prometheus resolves the alert and a resolved notification arrives
   (bound RESOLVE_BOUND_S); status says "no alerts firing" again.
+- Why the wait is not shorter: the `for` is the rule (shortening it tests another
+  rule set), and the rest is Prometheus' scrape and evaluation intervals (15 s each,
+  prometheus/prometheus.yml's global section: no .env setting, the same file in every
+  stack) plus the exporter's probe interval: cutting them would save at most ~30 s
+  of the ~145 s and test another Prometheus config.
 - The 2-minute `for` is not idle: `alerts --test` (the whole real path to the
   receiver) and the SIGKILL test (Alertmanager restarted by its restart policy,
   the silence made early in the module kept) run while the rule is pending; that
