@@ -139,7 +139,9 @@ def bench(c, models=None, models_file=None, prompts_file=None, rounds=None, thro
         raise Exit(code=1)
 
 
-@task(help={"model-path": "save: also carry this local model folder (ONNX Runtime GenAI) in the bundle.",
+@task(help={"action": "save (write FILE) or load (verify FILE, then load it).",
+            "file": "The bundle file (relative to where you typed the command).",
+            "model-path": "save: also carry this local model folder (ONNX Runtime GenAI) in the bundle.",
             "model-dir": "load: a new folder for the bundle's model folder (default: <project>/models/<its name>).",
             "force": "save: replace FILE if it exists."})
 @edge

@@ -498,3 +498,14 @@ def test_an_image_rebuilt_while_it_is_saved_stops_the_save_and_leaves_no_file(tm
     with pytest.raises(StackError, match=r"changed while it was being saved .* nothing was written"):
         b.save(tmp_path / "x.bundle", stack, store)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.env"]
+
+
+def test_paths_are_read_from_where_the_user_typed_and_hinted_as_they_work_there(monkeypatch, tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.setenv("STACK_CWD", str(tmp_path))
+    assert b.user_path("x/stack.bundle") == tmp_path / "x" / "stack.bundle"  # not the project root
+    assert b.shown_path(root / "models" / "m", root) == str(root / "models" / "m")  # elsewhere: absolute
+    monkeypatch.setenv("STACK_CWD", str(root))
+    assert b.shown_path(root / "models" / "m", root) == "models/m"  # at the root, as `./stack up` takes it
+    assert b.shown_path(tmp_path / "m", root) == str(tmp_path / "m")
