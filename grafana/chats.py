@@ -122,8 +122,12 @@ def _requests_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
                      '[$__rate_interval]))', "{{route}} {{code}}")]))
         .with_panel(p.graph(
             "In-flight requests", "Requests being proxied; more than one means queueing.",
-            "none", [p.query("sum(foundry_gateway_in_flight_requests)", "in flight")],
-            width=24))
+            "none", [p.query("sum(foundry_gateway_in_flight_requests)", "in flight")]))
+        .with_panel(p.graph(
+            "Exporter canary", "The exporter's canary through the gateway, by route and "
+            "status: relayed, never counted in the real-traffic panels here.", "reqps",
+            [p.query("sum by (route, code) (rate(foundry_gateway_canary_requests_total"
+                     "[$__rate_interval]))", "{{route}} {{code}}")]))
     )
 
 

@@ -114,9 +114,13 @@ def _failures_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
                 f"target_probe:foundry_probe_failures_per_probes:ratio_rate5m{{{T}}}",
                 "{{target}} {{probe}}")]))
         .with_panel(p.graph(
-            "Probe staleness", "Seconds since each probe last finished; values are cached.",
+            "Probe staleness", "Seconds since each probe last finished (values are cached), "
+            "and since the chat canary last yielded to a user's chat: an old chat probe "
+            "with a recent yield is a canary giving way, not a stuck one.",
             "s", [p.query(f"time() - foundry_probe_last_timestamp_seconds{{{T}}}",
-                          "{{target}} {{probe}}")]))
+                          "{{target}} {{probe}}"),
+                  p.query(f"time() - foundry_canary_last_skip_timestamp_seconds{{{T}}}",
+                          "{{target}} canary last yielded", ref_id="B")]))
         .with_panel(p.up_stat(
             "Probe status", "Did the last probe of each kind succeed?",
             f"max by (target, probe) (foundry_probe_success{{{T}}})", "{{target}} {{probe}}",
@@ -126,6 +130,15 @@ def _failures_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
         .with_panel(p.graph(
             "Last probe duration", "Duration of the most recent probe of each kind.", "s",
             [p.query(f"foundry_probe_last_duration_seconds{{{T}}}", "{{target}} {{probe}}")]))
+        .with_panel(p.graph(
+            "Canary rounds skipped", "Due chat canary rounds skipped, by reason (real_traffic: "
+            "a user chatted through the gateway since the previous round; on a single local "
+            "model the canary never competes with a user). Chat panels keep the last values.",
+            "none", [p.query(
+                "sum by (target, reason) "
+                f"(increase(foundry_canary_skipped_total{{{T}}}[$__rate_interval]))",
+                "{{target}}: {{reason}}")])
+            .draw_style(common.GraphDrawStyle.BARS))
     )
 
 

@@ -9,6 +9,7 @@ config because prometheus.yml names them relative to itself.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import time
@@ -86,16 +87,18 @@ class Process:
                 self.popen.wait(timeout=10)
 
 
-def start(name: str, argv: list[str], log: Path) -> Process:
+def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
     handle = log.open("wb")
-    popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env=None if env is None else {**os.environ, **env})
     handle.close()
     return Process(name, popen, log)
 
 
-def start_exporter(config: Path, port: int, workdir: Path) -> Process:
+def start_exporter(config: Path, port: int, workdir: Path, env: dict[str, str] | None = None) -> Process:
+    """The exporter on ``port``; ``env`` adds variables its config names (api_key_env)."""
     proc = start("exporter", [sys.executable, "-m", "foundry_exporter", "--config", str(config),
-                              "--listen-address", f"127.0.0.1:{port}"], workdir / "exporter.log")
+                              "--listen-address", f"127.0.0.1:{port}"], workdir / "exporter.log", env)
 
     def metrics_served() -> bool:
         proc.alive_or_fail()

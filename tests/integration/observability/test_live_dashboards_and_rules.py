@@ -6,7 +6,9 @@ which probes the real Foundry Local runtime serving the tiny model, plus an
 unreachable Foundry target and an unreachable Open WebUI so the fault-only
 series (failures by reason, up 0) exist too; and against the real gateway in
 front of the same runtime, scraped with its key, while a user chats through it
-(per-user counting on) so the Chats dashboard's series exist. The module waits
+(per-user counting on) so the Chats dashboard's series exist. A fourth target
+probes through the gateway as the stack's does: its first canary is relayed
+(counted apart from real traffic), later rounds yield to the user's chats. The module waits
 until every expression has data or a deadline passes, then asserts each one
 separately so a failure names the panel.
 """
@@ -48,11 +50,15 @@ class Live:
     logs: str
 
 
-def _exporter_config(foundry_url: str, dead_url: str) -> dict:
+GATEWAY_KEY_ENV = "LIVE_GATEWAY_KEY"
+
+
+def _exporter_config(foundry_url: str, dead_url: str, gateway_url: str) -> dict:
     return {
         "defaults": {"interval": "10s", "timeout": "8s"},
         "targets": [
             {"name": "local", "kind": "foundry", "url": foundry_url},
+            {"name": "gated", "kind": "foundry", "url": gateway_url, "api_key_env": GATEWAY_KEY_ENV},
             {"name": "unreachable", "kind": "foundry", "url": dead_url, "timeout": "2s"},
             {"name": "openwebui", "kind": "openwebui", "url": dead_url, "timeout": "2s"},
         ],
@@ -108,9 +114,12 @@ def live(foundry_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     work = tmp_path_factory.mktemp("observability")
     # Together: three free_port() calls can hand out the same just-closed port twice.
     exporter_port, prometheus_port, dead_port = free_ports(3)
+    gateway = RunningGateway(make_config(foundry_server.chat_base_url.removesuffix("/v1"),
+                                         per_user=PerUser(enabled=True))).start()
     config = work / "exporter.yml"
     config.write_text(yaml.safe_dump(_exporter_config(
-        foundry_server.chat_base_url.removesuffix("/v1"), f"http://127.0.0.1:{dead_port}")))
+        foundry_server.chat_base_url.removesuffix("/v1"), f"http://127.0.0.1:{dead_port}",
+        gateway.url)))
     # What `up` writes for Prometheus: the gateway key (the target list is replaced
     # by a static address like every other job's).
     secrets = work / "prometheus-secrets"
@@ -118,10 +127,9 @@ def live(foundry_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     (secrets / "gateway.key").write_text(KEY + "\n")
 
     processes: list[live_stack.Process] = []
-    gateway = RunningGateway(make_config(foundry_server.chat_base_url.removesuffix("/v1"),
-                                         per_user=PerUser(enabled=True))).start()
     try:
-        processes.append(live_stack.start_exporter(config, exporter_port, work))
+        processes.append(live_stack.start_exporter(config, exporter_port, work,
+                                                   {GATEWAY_KEY_ENV: KEY}))
         processes.append(live_stack.start_prometheus(
             src.PROMETHEUS_YML, src.RULES_DIR,
             {"prometheus": [f"127.0.0.1:{prometheus_port}"],
@@ -139,6 +147,11 @@ def live(foundry_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
                     results[e.promql] = live_stack.instant_query(url, e.promql)
             return all(_has_data(results[e.promql]) for e in EXPRESSIONS)
 
+        # The gated target's first canary, before anyone chats, is relayed; only then
+        # does the user start, so later rounds yield (both series exist, no race).
+        live_stack.wait_until("the gateway relayed the exporter's first canary", lambda: any(
+            name == "foundry_gateway_canary_requests_total" and value > 0
+            for (name, _labels), value in gateway.metrics().items()), deadline_s=60)
         with Chatter(gateway.url) as chatter, contextlib.suppress(TimeoutError):
             # each test below reports its own expression
             live_stack.wait_until("every dashboard query and recording rule has data",
