@@ -329,14 +329,16 @@ class DockerImages:
             return None
         return ImageFacts(a["Id"], a.get("Os", ""), a.get("Architecture", ""), int(a.get("Size") or 0))
 
-    def save(self, ref: str) -> Iterable[bytes]:
-        return self.api.get_image(ref, chunk_size=CHUNK)
+    def save(self, ref: str) -> Iterator[bytes]:
+        with _engine_errors(f"docker save {ref}", "retry; `docker system df` shows the engine's disk use"):
+            yield from self.api.get_image(ref, chunk_size=CHUNK)
 
     def load(self, chunks: Iterator[bytes]) -> None:
-        for ev in self.api.load_image(chunks, quiet=True):
-            if ev.get("error"):
-                raise StackError(f"docker load failed: {str(ev['error']).strip()[:200]} — check the engine's "
-                                 "free disk space (`docker system df`) and retry")
+        fix = "check the engine's free disk space (`docker system df`) and retry"
+        with _engine_errors("docker load", fix):
+            for ev in self.api.load_image(chunks, quiet=True):
+                if ev.get("error"):
+                    raise StackError(f"docker load failed: {str(ev['error']).strip()[:200]} — {fix}")
 
     def tag(self, image_id: str, ref: str) -> None:
         from docker.utils import parse_repository_tag
@@ -350,6 +352,19 @@ class DockerImages:
     def platform(self) -> tuple[str, str]:
         v = self.api.version()
         return v.get("Os", ""), v.get("Arch", "")
+
+
+@contextlib.contextmanager
+def _engine_errors(what: str, fix: str) -> Iterator[None]:
+    """The engine's and the transport's exceptions as one line (StackError)."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
+        raise StackError(f"{what} failed: {(text[-1] if text else type(exc).__name__)[:200]} — {fix}") from None
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -436,6 +451,11 @@ def save(path: Path, stack: Stack, store: ImageStore, *, model_path: Path | None
         raise StackError(missing_message(p.missing), exit_code=2)
     files = model_files(model_path) if model_path else []
     path.parent.mkdir(parents=True, exist_ok=True)
+    need = sum({ref: f.size for _, ref, f in p.images}.values()) + sum(f.stat().st_size for _, f in files)
+    free = shutil.disk_usage(path.parent).free
+    if need > free:  # the engine's sizes are within a few % of the save streams
+        raise StackError(f"the bundle needs about {human(need)}, {path.parent} has {human(free)} free — free some "
+                         "space or write it elsewhere; nothing was written", exit_code=2)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -471,6 +491,10 @@ def save(path: Path, stack: Stack, store: ImageStore, *, model_path: Path | None
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # images and a model, no secrets: others may copy it
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, I/O error: one line, and no half-written file
+        Path(tmp).unlink(missing_ok=True)
+        raise StackError(f"writing {path} failed ({exc.strerror or exc}) — nothing was written; free some space "
+                         "or write it elsewhere, then retry") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -700,12 +724,15 @@ def load(bundle: VerifiedBundle, store: ImageStore, *, model_dir: Path | None, e
                 os.chmod(staged, 0o755)
                 os.replace(staged, model_dir)  # onto a missing or empty folder
                 staged = None
-    except BaseException:
+    except BaseException as exc:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
         if touched:
             say(f"putting back the {len(touched)} image reference(s) this load touched (removing GiBs takes a while)")
         _put_back(store, touched)
+        if isinstance(exc, OSError):  # writing the model folder: disk full, permissions
+            raise StackError(f"writing the model folder {model_dir} failed ({exc.strerror or exc}) — nothing was "
+                             "kept; free some space or choose another --model-dir, then retry") from None
         raise
     updates = env_updates(env, m)
     if updates:

@@ -509,3 +509,47 @@ def test_paths_are_read_from_where_the_user_typed_and_hinted_as_they_work_there(
     monkeypatch.setenv("STACK_CWD", str(root))
     assert b.shown_path(root / "models" / "m", root) == "models/m"  # at the root, as `./stack up` takes it
     assert b.shown_path(tmp_path / "m", root) == str(tmp_path / "m")
+
+
+def test_a_save_that_would_not_fit_is_refused_before_writing(tmp_path, monkeypatch):
+    store = FakeStore()
+    stack = make_stack(tmp_path, store)
+    real = b.shutil.disk_usage
+    monkeypatch.setattr(b.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))  # a nearly full disk
+    with pytest.raises(StackError, match=r"the bundle needs about .* has 1000 bytes free") as e:
+        b.save(tmp_path / "x.bundle", stack, store)
+    assert e.value.exit_code == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["stack.env"]
+
+
+def test_disk_full_half_way_is_one_line_and_no_file(tmp_path):
+    store = FakeStore()
+    stack = make_stack(tmp_path, store)
+    real = store.save
+
+    def full(ref):
+        yield next(iter(real(ref)))
+        raise OSError(28, "No space left on device")
+
+    store.save = full
+    with pytest.raises(StackError, match=r"failed \(No space left on device\) — nothing was written"):
+        b.save(tmp_path / "x.bundle", stack, store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.env"]
+
+
+def test_disk_full_while_writing_the_model_folder_puts_everything_back(made, tmp_path, monkeypatch):
+    path, stack, saved = made
+    store = fresh_store(saved)
+    real_open = b.os.open
+    calls = []
+
+    def full(p, flags, mode=0o777, **kw):  # the third file opened: the second model file
+        calls.append(p)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_open(p, flags, mode, **kw)
+
+    monkeypatch.setattr(b.os, "open", full)
+    with b.open_bundle(path) as v, pytest.raises(StackError, match=r"model folder .* failed \(No space left"):
+        b.load(v, store, model_dir=tmp_path / "models" / "m", env_file=stack.env_file, env={},
+               models_home=tmp_path / "models")
+    assert store.tags == {} and list((tmp_path / "models").iterdir()) == []
