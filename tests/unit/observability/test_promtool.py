@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackctl.config.settings import PROMETHEUS_SECRETS_KEY
+from stackctl.foundry import door
 from tests.unit.observability import promql_sources as src
 
 PROMTOOL = "/usr/bin/promtool"
@@ -66,13 +68,19 @@ def test_the_full_check_sees_a_missing_key_or_a_bad_target_file(
 
 
 def test_gateway_is_scraped_with_its_key_at_the_target_up_writes() -> None:
-    """No port here: the target list comes from the stack's settings, through ``up``."""
+    """No port here: the target list comes from the stack's settings, through ``up``,
+    which writes both files under the names stackctl.foundry.door gives them into the
+    folder compose mounts at SECRETS_MOUNT."""
     jobs = {j["job_name"]: j for j in yaml.safe_load(src.PROMETHEUS_YML.read_text())["scrape_configs"]}
     gateway = jobs["gateway"]
     assert gateway["authorization"] == {
-        "type": "Bearer", "credentials_file": f"{SECRETS_MOUNT}/gateway.key"}
-    assert gateway["file_sd_configs"] == [{"files": [f"{SECRETS_MOUNT}/gateway.json"]}]
+        "type": "Bearer", "credentials_file": f"{SECRETS_MOUNT}/{door.KEY_FILE}"}
+    assert gateway["file_sd_configs"] == [{"files": [f"{SECRETS_MOUNT}/{door.TARGETS_FILE}"]}]
     assert "static_configs" not in gateway
+    compose = yaml.safe_load((src.REPO / "compose.yaml").read_text())
+    mounts = [v.split("}:", 1)[1] for v in compose["services"]["prometheus"]["volumes"]
+              if isinstance(v, str) and v.startswith(f"${{{PROMETHEUS_SECRETS_KEY}:")]
+    assert mounts == [f"{SECRETS_MOUNT}:ro"], compose["services"]["prometheus"]["volumes"]
 
 
 def test_check_rules() -> None:
