@@ -45,8 +45,10 @@ def _start(tmp_path: Path, foundry_server, extra: Callable[[Recorder], str]) -> 
     config = tmp_path / "config.yml"
     config.write_text((REPO / "exporter" / "config.stack.yml").read_text() + extra(foundry))
     port = free_port()
+    # FOUNDRY_API_KEY: the stack's config sends the gateway's key to its target (the relay
+    # here stands where the gateway is); only the module key must never leave.
     env = {**os.environ, "FOUNDRY_BASE_URL": f"{foundry.url}/catalogs/local",
-           "EXPORTER_TEST_KEY": SECRET}
+           "FOUNDRY_API_KEY": "target-key-0123456789", "EXPORTER_TEST_KEY": SECRET}
     proc = subprocess.Popen([sys.executable, "-m", "foundry_exporter", "--config", str(config),
                              "--listen-address", f"127.0.0.1:{port}"], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
