@@ -4,6 +4,7 @@ the fold (counted, not stale) and the background loop, against httpx.MockTranspo
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from foundry_exporter.probes.activity import (
 from foundry_exporter.results import CanarySkip, ProbeResult
 from foundry_exporter.scheduler import Scheduler
 from foundry_exporter.state import Store, fold, health, initial_state
+from tests.plugins.common import REPO
 from tests.unit.exporter.fakes import delta, sse
 
 MODEL = "tiny-chat-generic-cpu:1"
@@ -147,8 +149,11 @@ def test_yield_to_traffic_is_on_by_default_and_can_be_turned_off(tmp_path: Path)
 def test_stack_and_example_configs_leave_it_on() -> None:
     # The stack's config is another engineer's; its default must already do the right thing.
     for name in ("config.stack.yml", "config.example.yml"):
-        text = (Path(__file__).parents[3] / "exporter" / name).read_text()
-        assert "yield_to_traffic: false" not in text
+        path = REPO / "exporter" / name
+        environ = {var: "http://h:1" for var in re.findall(r"_env:\s*(\w+)", path.read_text())}
+        chatting = [t for t in load_config(path, environ=environ).targets
+                    if "chat" in t.module.probes]
+        assert chatting and all(t.module.canary.yield_to_traffic for t in chatting), name
 
 
 @pytest.mark.parametrize(("value", "shown"), [("maybe", '"maybe"'), ("1", "1"), ("[]", "[]")])
