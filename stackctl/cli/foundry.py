@@ -16,7 +16,6 @@ from stackctl.config.stack import ensure_stack, settled_stack
 from stackctl.console import cmd
 from stackctl.foundry import lifecycle
 from stackctl.foundry.events import PROGRESS, STAGE, Event
-from stackctl.foundry.urls import container_url
 from stackctl.foundry.view import configured_model, remember_model
 from stackctl.lock import locked
 
@@ -44,15 +43,16 @@ def serve(c, model=None, model_path=None, name=None, port=None, host=None, catal
             stack.state_dir, port=int(port or env[FOUNDRY_PORT_KEY]), model=model,
             model_path=model_path, name=name, host=host, catalog_url=catalog_url,
             startup_timeout=float(timeout or lifecycle.STARTUP_TIMEOUT_S), on_event=on_event,
+            supervise=True,
         )
     R.ok(f"Foundry Local is serving {st.model_id} (pid {st.pid})")
     if any(given):  # .env is created here if this runs before the first `up`
         remember_model(stack if stack.env_file.exists() else ensure_stack()[0], *given, R)
     R.info(f"  OpenAI base URL   {st.chat_base_url}")
-    R.info(f"  from containers   {container_url(st.chat_base_url)}")
+    R.info(f"  from containers   through the stack's gateway (`{cmd('up')}`): Foundry listens on loopback only")
     R.info(f"  model id          {st.model_id}")
     R.info(f"  bound to          {', '.join(st.urls)}")
-    R.info(f"  log               {st.log_path}")
+    R.info(f"  log               {st.log_path} (restarted by its supervisor if it crashes)")
     R.info(f"Stop it with: {cmd('foundry.stop')}")
 
 
@@ -63,6 +63,8 @@ def stop(c):
     """Stop the embedded Foundry Local server (SIGTERM, then wait until it is gone)."""
     result = lifecycle.stop(settled_stack().state_dir)
     how = "killed after the SIGTERM deadline" if result.forced else "stopped"
+    if result.state is None:
+        how += " (it was between restarts: its supervisor was stopped)"
     R.info(f"Foundry Local server pid {result.pid} {how} in {result.seconds:.1f} s")
 
 
@@ -80,7 +82,7 @@ def status(c):
     for key, value in (
         ("pid", str(s.pid)), ("state", "answering" if st.answering else "NOT answering"),
         ("model id", s.model_id), ("loaded models", ", ".join(st.loaded_models) or "none"),
-        ("OpenAI base URL", s.chat_base_url), ("from containers", container_url(s.chat_base_url)),
+        ("OpenAI base URL", s.chat_base_url), ("from containers", "through the stack's gateway (Foundry listens on loopback only)"),
         ("urls", ", ".join(s.urls)), ("started", s.started_at), ("log", s.log_path),
     ):
         table.add_row(key, value)

@@ -60,9 +60,10 @@ def secrets_dir(stack: Stack) -> Path:
 
 def render_prometheus_secrets(stack: Stack) -> tuple[dict[str, str], bool]:
     """Write the key Prometheus scrapes the gateway with, and the scrape target, into
-    <state>/prometheus (0700). The key file is 0644 on purpose: Prometheus runs as
-    ``nobody`` in its container and opens it by its in-container path (a bind mount),
-    while the 0700 folder keeps every other host user out. Returns (managed env, changed)."""
+    <state>/prometheus (0700). compose mounts each FILE (not the folder: Prometheus runs
+    as ``nobody`` and could not enter a 0700 folder); the files are 0644, and the 0700
+    folder keeps every other host user out. Written in place (same inode), because a
+    file bind mount keeps the inode it was made with. Returns (managed env, changed)."""
     folder = private_dir(secrets_dir(stack))
     files = {
         KEY_FILE: stack.env[GATEWAY_KEY] + "\n",
@@ -72,11 +73,11 @@ def render_prometheus_secrets(stack: Stack) -> tuple[dict[str, str], bool]:
     changed = False
     for name, text in files.items():
         path = folder / name
-        if path.exists() and path.read_text() == text and (path.stat().st_mode & 0o777) == 0o644:
+        if path.is_file() and path.read_text() == text and (path.stat().st_mode & 0o777) == 0o644:
             continue
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(text)
         changed = True
     return {PROMETHEUS_SECRETS_KEY: str(folder)}, changed

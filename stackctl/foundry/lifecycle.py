@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import json
@@ -74,7 +75,7 @@ class StopResult:
     pid: int
     seconds: float
     forced: bool  # SIGKILL was needed after the SIGTERM deadline
-    state: ServerState
+    state: ServerState | None  # None: only its supervisor was running (between restarts)
 
 
 # -- serve ------------------------------------------------------------------------
@@ -93,8 +94,10 @@ def serve(
     on_event: Callable[[Event], None] = lambda event: None,
     python: str = sys.executable,
     http: httpx.Client | None = None,
+    supervise: bool = False,
 ) -> ServerState:
-    """Start the embedded server; return its state once it serves the model."""
+    """Start the embedded server; return its state once it serves the model.
+    ``supervise``: a supervisor restarts it after a crash (supervisor.py)."""
     spec = resolve(model, model_path, name)
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is not a port (1-65535)")
@@ -104,15 +107,25 @@ def serve(
         live, _stale = state_mod.read_live(paths)
         if live is not None:
             raise StackError(already_running_message(live))
+        keeper = _live_supervisor(paths)
+        if keeper is not None:
+            raise StackError(f"the embedded Foundry Local server is being restarted by its supervisor "
+                             f"(pid {keeper.pid}) — wait a few seconds, or run `{cmd('foundry.stop')}` first")
         if importlib.util.find_spec("foundry_local_sdk") is None:
             raise UsageError(f"foundry-local-sdk is not installed — run `{runtime.INSTALL_HINT}` and retry")
         hosts = _bind_hosts(host, port)
         if not spec.local and not catalog_url:
             _check_catalog(spec.alias, http)
-        state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python)
+        try:
+            state = _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python,
+                                    supervise)
+        except BaseException:  # the start failed: its supervisor must not outlive it
+            _end_supervisor(paths)
+            raise
         try:
             _wait_http_ready(state, http)
         except BaseException:  # not ready, or Ctrl-C: serve failed, so no server is left running
+            _end_supervisor(paths)
             _terminate_pid(state.pid, state.create_time, state.boot_time, STOP_TIMEOUT_S)
             state_mod.remove(paths, expected_pid=state.pid)
             raise
@@ -156,11 +169,12 @@ def _check_catalog(alias: str, http: httpx.Client | None) -> None:
             client.close()
 
 
-def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python) -> ServerState:
+def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python,
+                    supervise=False) -> ServerState:
     read_fd, write_fd = os.pipe()
     argv = [python, "-m", state_mod.SERVER_MODULE, "--state-dir", str(paths.state_dir), "--port", str(port),
             "--alias", spec.alias, "--model-path", spec.path, "--catalog-url", catalog_url or "",
-            "--status-fd", str(write_fd), "--detach"]
+            "--status-fd", str(write_fd), "--detach"] + (["--supervise"] if supervise else [])
     for h in hosts:
         argv += ["--host", h]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
@@ -280,8 +294,25 @@ def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
     removed and the error says so. Another user's server is left alone, in one line."""
     paths = FoundryPaths(Path(state_dir).resolve())
     with stack_lock(paths.state_dir, "foundry.stop"):
+        keeper = _live_supervisor(paths)
         found = state_mod.check(paths)
         live = found.live
+        if keeper is not None:  # first the supervisor: it must not start the server again
+            started = time.monotonic()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                keeper.terminate()  # it SIGTERMs the server and waits for it
+            if live is not None and found.process is not None:
+                forced = _terminate(found.process, timeout)
+            else:
+                forced = False
+            if not _wait_gone(keeper, timeout):
+                keeper.kill()
+                forced = True
+            paths.supervisor_file.unlink(missing_ok=True)
+            if live is None:
+                return StopResult(pid=keeper.pid, seconds=time.monotonic() - started, forced=forced, state=None)
+            state_mod.remove(paths, expected_pid=live.pid)
+            return StopResult(pid=live.pid, seconds=time.monotonic() - started, forced=forced, state=live)
         if live is None:
             note = _stale_note(found)
             raise StackError(f"no embedded Foundry Local server is running in {paths.root}{note} — start one with `{cmd('foundry.serve')}`")
@@ -293,6 +324,37 @@ def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
         forced = _terminate(found.process, timeout)
         state_mod.remove(paths, expected_pid=live.pid)
     return StopResult(pid=live.pid, seconds=time.monotonic() - started, forced=forced, state=live)
+
+
+def supervisor_running(state_dir: Path) -> bool:
+    """True while a supervisor keeps (or is about to restart) the embedded server."""
+    return _live_supervisor(FoundryPaths(Path(state_dir).resolve())) is not None
+
+
+def _live_supervisor(paths: FoundryPaths) -> psutil.Process | None:
+    """The supervisor supervisor.json names, if it still runs (pid + start time)."""
+    from stackctl.foundry import supervisor
+
+    rec = supervisor.read_record(paths)
+    if rec is None:
+        return None
+    proc = same_process(rec["pid"], rec.get("create_time"), rec.get("boot_time"))
+    if proc is None:
+        paths.supervisor_file.unlink(missing_ok=True)
+    return proc
+
+
+def _end_supervisor(paths: FoundryPaths, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop the supervisor of a start that failed (it exits by itself, but not at once)."""
+    keeper = _live_supervisor(paths)
+    if keeper is None:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        keeper.terminate()
+    if not _wait_gone(keeper, timeout):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            keeper.kill()
+    paths.supervisor_file.unlink(missing_ok=True)
 
 
 def _stale_note(found: state_mod.Found) -> str:

@@ -24,6 +24,10 @@ class FoundryPaths:
         return self.root / "server.json"
 
     @property
+    def supervisor_file(self) -> Path:  # the supervisor that restarts a crashed server
+        return self.root / "supervisor.json"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "server.log"
 

@@ -79,6 +79,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--catalog-url", default="")
     p.add_argument("--status-fd", type=int)
     p.add_argument("--detach", action="store_true", help="fork once more so no parent has to reap us")
+    p.add_argument("--supervise", action="store_true",
+                   help="stay as a supervisor that restarts the server after a crash (supervisor.py)")
     return p.parse_args(argv)
 
 
@@ -86,15 +88,31 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.detach and hasattr(os, "fork") and os.fork() > 0:
         os._exit(0)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s foundry-server[%(process)d] %(message)s",
-    )
     paths = FoundryPaths(Path(args.state_dir).resolve())
     spec = ModelSpec(alias=args.alias, path=args.model_path)
-    reporter = _Reporter(args.status_fd)
-    server = _Server(paths, spec, args, reporter)
-    return server.run()
+
+    def run_server(status_fd: int | None) -> int:
+        _log_as("foundry-server")
+        return _Server(paths, spec, args, _Reporter(status_fd)).run()
+
+    if not args.supervise:
+        return run_server(args.status_fd)
+    from stackctl.foundry import supervisor
+
+    _log_as(supervisor.LABEL)
+
+    def was_ready(pid: int) -> bool:
+        st = state_mod.read(paths)
+        return st is not None and st.pid == pid
+
+    return supervisor.supervise(paths, run_server, args.status_fd, was_ready)
+
+
+def _log_as(label: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, force=True,
+        format=f"%(asctime)s %(levelname)s {label}[%(process)d] %(message)s",
+    )
 
 
 class _Server:

@@ -109,9 +109,11 @@ def last_session(log_file) -> LogSession:
         return LogSession()
     session = text.rsplit("\n=== foundry.serve ", 1)[-1].splitlines()[1:]
     lines = tuple(ln.strip() for ln in session if ln.strip())
-    pid = next((int(m.group(1)) for ln in lines if (m := re.search(r"foundry-server\[(\d+)\]", ln))), 0)
-    ready = any(" ready " in f" {ln} " for ln in lines)
-    stopped = any(re.search(r"\] (stopping|stopped|received SIG\w+)$", ln) for ln in lines)
+    # The last server of the session: its supervisor may have restarted it after a crash.
+    pid = next((int(m.group(1)) for ln in reversed(lines) if (m := re.search(r"foundry-server\[(\d+)\]", ln))), 0)
+    mine = [ln for ln in lines if f"foundry-server[{pid}]" in ln]
+    ready = any(" ready " in f" {ln} " for ln in mine)
+    stopped = any(re.search(r"\] (stopping|stopped|received SIG\w+)$", ln) for ln in mine)
     errors = [ln.split("] ", 1)[-1] for ln in lines if " ERROR " in ln or " CRITICAL " in ln
               or ln.startswith("Traceback") or "shut down from outside" in ln]
     how = (f"its last error: {errors[-1][:160]}" if errors else
@@ -153,7 +155,7 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     if not model and not model_path:
         model, model_path = configured_model(stack.env)
     st = lifecycle.serve(stack.state_dir, port=int(stack.env[FOUNDRY_PORT_KEY]), model=model,
-                         model_path=model_path, on_event=_event_printer(reporter))
+                         model_path=model_path, on_event=_event_printer(reporter), supervise=True)
     remember_model(stack, *given, reporter)
     reporter.ok(f"embedded Foundry Local serving {st.model_id} (pid {st.pid}); "
                 f"`{cmd('down')}` stops it with the stack")

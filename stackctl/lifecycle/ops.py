@@ -40,7 +40,7 @@ def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
         from stackctl.foundry import lifecycle  # lazy: the SDK-side modules load only when needed
 
         st = lifecycle.status(stack.state_dir)
-        if st.running:
+        if st.running or lifecycle.supervisor_running(stack.state_dir):
             stopped = lifecycle.stop(stack.state_dir).pid
         elif st.stale is not None:
             stale = st.stale_why or f"pid {st.stale.pid} is gone"

@@ -72,6 +72,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
 
     _ensure_images(client, stack, r)  # all of them, before anything starts
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
+    env_before = stack.env_file.read_bytes()
     try:
         managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip())
         secrets_env, _ = door.render_prometheus_secrets(stack)
@@ -85,9 +86,10 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
                                                 bearer=stack.env[GATEWAY_KEY])
         if not ok:
             raise StackError(foundry_link.unreachable_message(view, detail))
-    except BaseException:
-        if GATEWAY.name not in own:  # leave the machine as we found it
+    except BaseException:  # leave the machine as we found it: containers, Foundry, .env
+        if GATEWAY.name not in own:
             composer.run(compose, stack, "rm", "-fs", GATEWAY.name, check=False)
+        envfile.write_atomic(stack.env_file, env_before.decode())
         if started:
             foundry_link.stop_embedded(stack)
             r.warn("stopped the embedded Foundry Local this run had started")

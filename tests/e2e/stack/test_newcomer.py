@@ -5,8 +5,10 @@ local model folder.
    missing image key; nothing started; the model is remembered in .env (#4, #1).
 2. images set → `up` with no model option works (remembered); `./stack logs
    open-webui` works (#1, #3).
-3. the embedded Foundry is killed → `status` says it died, with pid and log (#6);
-   `down`, then `up` again with no model option → works (#1).
+3. the embedded Foundry is SIGKILLed → its supervisor brings it back and Open WebUI
+   chats again with no command (issue 15, timed); server AND supervisor killed (a
+   crash of everything) → `status` says it died, with pid and log (#6); `down`, then
+   `up` again with no model option → works (#1).
 4. a fresh .env on the old volume → `up` explains (earlier install, three ways
    out) and leaves nothing running; `./stack reset-admin` → `up` works (#8).
 Every `./stack …` hint printed on the way is run as printed with `--help` (side-
@@ -126,10 +128,50 @@ def test_up_again_without_the_option_uses_the_remembered_model(newcomer):
     assert logs.returncode == 0 and "No idea what" not in logs.stderr, logs.stderr
 
 
-def test_a_dead_embedded_foundry_is_reported_and_up_restarts_it(newcomer):
+def _server_pid(s) -> int:
+    return int(re.search(r'"pid": (\d+)', (s.state_dir / "foundry" / "server.json").read_text()).group(1))
+
+
+def _chat_through_open_webui(s) -> bool:
+    from stackctl import openwebui
+
+    ui = openwebui.login(openwebui.OpenWebUI(s.url("OPENWEBUI_PORT")), s.env["WEBUI_ADMIN_EMAIL"],
+                         s.env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
+    r = ui.post("/api/chat/completions", timeout=30, json={
+        "model": "tiny-model-generic-cpu:1", "stream": False, "max_tokens": 4,
+        "messages": [{"role": "user", "content": "hi"}]})
+    return r.status_code == 200 and bool(r.json()["choices"][0]["message"]["content"])
+
+
+def test_a_sigkilled_embedded_foundry_comes_back_by_itself(newcomer):
+    import time
+
     s = newcomer
-    state = (s.state_dir / "foundry" / "server.json").read_text()
-    pid = int(re.search(r'"pid": (\d+)', state).group(1))
+    assert _chat_through_open_webui(s)
+    pid = _server_pid(s)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            back = _server_pid(s) != pid and _chat_through_open_webui(s)
+        except Exception:  # noqa: BLE001 - between the kill and the restart anything may fail
+            back = False
+        if back:
+            break
+        assert time.monotonic() < deadline, "chat did not come back within 120 s of the SIGKILL"
+        time.sleep(0.5)
+    print(f"\nembedded Foundry SIGKILLed → chat through Open WebUI works again after "
+          f"{time.monotonic() - t0:.1f} s, no command run")
+
+
+def test_a_dead_embedded_foundry_is_reported_and_up_restarts_it(newcomer):
+    import json
+
+    s = newcomer
+    keeper = json.loads((s.state_dir / "foundry" / "supervisor.json").read_text())["pid"]
+    pid = _server_pid(s)
+    os.kill(keeper, signal.SIGKILL)  # everything dies (as in a crash of the machine's session)
     os.kill(pid, signal.SIGKILL)
     cp = s.stack("status")
     assert cp.returncode == 1

@@ -115,6 +115,27 @@ def test_prometheus_scrapes_the_exporter(e2e_stack, up):
     wait_for(scraped, "Prometheus has foundry_up == 1", timeout=120)
 
 
+def _prom_sum(e2e_stack, query: str) -> float | None:
+    r = httpx.get(e2e_stack.url("PROMETHEUS_PORT") + "/api/v1/query", params={"query": query}, timeout=5).json()
+    res = r["data"]["result"]
+    return float(res[0]["value"][1]) if res else None
+
+
+def test_a_chat_through_open_webui_is_measured_at_the_gateway_and_scraped(e2e_stack, up):
+    wait_for(lambda: _prom_sum(e2e_stack, 'up{job="gateway"}') == 1.0,
+             "Prometheus scrapes the gateway with its key", timeout=120)
+    ttft = "sum(foundry_gateway_time_to_first_token_seconds_count)"
+    tokens = 'sum(foundry_gateway_tokens_total{type="completion"})'
+    before = (_prom_sum(e2e_stack, ttft) or 0.0, _prom_sum(e2e_stack, tokens) or 0.0)
+    ui = signin(e2e_stack)
+    r = ui.post("/api/chat/completions", timeout=60, json={
+        "model": TINY, "stream": True, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200 and "data:" in r.text, r.text[:300]
+    wait_for(lambda: (_prom_sum(e2e_stack, ttft) or 0.0) >= before[0] + 1
+             and (_prom_sum(e2e_stack, tokens) or 0.0) > before[1],
+             "the chat's TTFT and tokens reach Prometheus through the gateway's /metrics", timeout=90)
+
+
 def test_second_up_changes_nothing(e2e_stack, up):
     before = {n: s.container for n, s in states(e2e_stack).items()}
     started = _started_at(e2e_stack)

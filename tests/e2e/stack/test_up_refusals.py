@@ -63,23 +63,3 @@ def test_malformed_env_line(fresh):
     errors = [ln for ln in (cp.stdout + cp.stderr).splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "expected KEY=VALUE" in errors[0] and "this is not a setting" in errors[0]
     assert fresh.env_file.read_bytes() == before
-
-
-def test_foundry_on_loopback_only_is_unreachable_from_containers(fresh, tmp_path):
-    """What Linux users meet most: Foundry listens on 127.0.0.1 only, which the
-    Docker bridge cannot reach. The real runtime, bound to loopback alone."""
-    from stackctl.foundry import lifecycle
-    from tests.plugins.common import free_port
-    from tests.plugins.foundry import TINY_MODEL_ALIAS, TINY_MODEL_DIR
-
-    state = tmp_path / "loopback-foundry"
-    srv = lifecycle.serve(state, port=free_port(), model_path=str(TINY_MODEL_DIR),
-                          name=TINY_MODEL_ALIAS, gateway=lambda: None)
-    try:
-        text = fresh.env_file.read_text().replace(
-            "FOUNDRY_LOCAL_ENDPOINT=\n", f"FOUNDRY_LOCAL_ENDPOINT={srv.root_url}\n")
-        fresh.env_file.write_text(text)
-        line = refused(fresh, 1, "is not reachable from containers")
-        assert "bind Foundry Local to the bridge address" in line
-    finally:
-        lifecycle.stop(state)

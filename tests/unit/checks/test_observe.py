@@ -105,7 +105,7 @@ def test_grafana_is_skipped_when_not_in_the_profiles(make_ctx):
     assert res.ok
 
 
-def _grafana(fake, ds_status="OK", uids=("foundry-local", "stack-health"), code=200):
+def _grafana(fake, ds_status="OK", uids=("chats", "foundry-local", "stack-health"), code=200):
     fake.routes[("3001", "/api/health")] = lambda r: httpx.Response(200, json={"database": "ok"})
     fake.routes[("3001", "/api/datasources/uid/foundry-prometheus/health")] = lambda r: httpx.Response(
         code, json={"status": ds_status, "message": "Successfully queried the Prometheus API."})
@@ -120,7 +120,7 @@ def test_grafana_health_datasource_and_dashboards(make_ctx, fake):
 
 @pytest.mark.parametrize(("kw", "words"), [
     ({"ds_status": "ERROR", "code": 400}, "datasource foundry-prometheus is not working"),
-    ({"uids": ("foundry-local",)}, "dashboards not provisioned: stack-health"),
+    ({"uids": ("chats", "foundry-local")}, "dashboards not provisioned: stack-health"),
     ({"code": 401}, "rejected GRAFANA_ADMIN_USER/PASSWORD"),
 ])
 def test_grafana_failures(make_ctx, fake, kw, words):

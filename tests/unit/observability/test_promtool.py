@@ -78,9 +78,11 @@ def test_gateway_is_scraped_with_its_key_at_the_target_up_writes() -> None:
     assert gateway["file_sd_configs"] == [{"files": [f"{SECRETS_MOUNT}/{door.TARGETS_FILE}"]}]
     assert "static_configs" not in gateway
     compose = yaml.safe_load((src.REPO / "compose.yaml").read_text())
-    mounts = [v.split("}:", 1)[1] for v in compose["services"]["prometheus"]["volumes"]
+    mounts = [v.split("}", 1)[1] for v in compose["services"]["prometheus"]["volumes"]
               if isinstance(v, str) and v.startswith(f"${{{PROMETHEUS_SECRETS_KEY}:")]
-    assert mounts == [f"{SECRETS_MOUNT}:ro"], compose["services"]["prometheus"]["volumes"]
+    # file by file (Prometheus, as nobody, cannot enter the 0700 folder itself)
+    assert mounts == [f"/{f}:{SECRETS_MOUNT}/{f}:ro" for f in (door.KEY_FILE, door.TARGETS_FILE)], \
+        compose["services"]["prometheus"]["volumes"]
 
 
 def test_check_rules() -> None:
