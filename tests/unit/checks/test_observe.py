@@ -221,3 +221,34 @@ def test_smoke_gives_up_waiting_with_the_warning(make_ctx, fake):
     with pytest.raises(Warned):
         smoke_observe.check_exporter(ctx, now=lambda: NOW, settle=5, clock=lambda: float(next(ticks)),
                                      sleep=lambda s: None)
+
+
+def _yielding(text: str, skip_age: float, target: str = "foundry") -> str:
+    """The exporter's page plus its canary-skip stamp (name from the exporter's declaration)."""
+    name = smoke_observe.LAST_SKIP_TIMESTAMP
+    return text + f"# TYPE {name} gauge\n{name}{{target=\"{target}\"}} {NOW - skip_age}\n"
+
+
+def test_a_canary_yielding_to_users_chats_is_not_a_stuck_probe_loop():
+    """Issue: while users chat longer than max_age the canary skips every round and its
+    stamp stops; smoke said "the probe loop is stuck". A recent skip stamp means it yields."""
+    text = _yielding(metrics(canary_age=400, now=NOW), skip_age=20)
+    detail = smoke_observe.exporter_verdict(text, NOW, 130)
+    assert "canary yielding to users' chats (last skip 20s ago)" in detail
+    assert "stuck" not in detail and 'foundry_up{target="foundry"}=1' in detail
+
+
+@pytest.mark.parametrize(("skip_age", "target"), [(200, "foundry"), (20, "other")])
+def test_an_old_skip_or_another_targets_skip_still_means_stuck(skip_age, target):
+    text = _yielding(metrics(canary_age=400, now=NOW), skip_age=skip_age, target=target)
+    with pytest.raises(Failed) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130)
+    assert not isinstance(err.value, Warned) and "the probe loop is stuck" in err.value.detail
+
+
+def test_a_yielding_canary_whose_last_run_failed_is_a_warning_not_a_stuck_loop():
+    text = _yielding(metrics(canary_age=400, canary_ok=0, now=NOW), skip_age=5)
+    with pytest.raises(Warned) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130)
+    assert "failed (400s ago)" in err.value.detail and "last skip 5s ago" in err.value.detail
+    assert "stuck" not in err.value.detail and "./stack doctor" in err.value.fix
