@@ -19,10 +19,10 @@ import yaml
 from stackctl.config import envfile, settings
 from stackctl.config.stack import ROOT
 from stackctl.console import cmd
-from stackctl.errors import StackError, UsageError
+from stackctl.errors import StackError
 
 OPENWEBUI_ENV = "openwebui/openwebui.env"
-GATEWAY_CONFIG = "gateway/config.stack.yml"
+GATEWAY_CONFIG = settings.GATEWAY_CONFIG
 PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
 RULES_GLOB = "prometheus/rules/*.yml"
 
@@ -136,10 +136,7 @@ def _gateway(root: Path, prom: dict, image: str | None, registry: str) -> Progra
     except ConfigError as exc:
         raise StackError(f"{GATEWAY_CONFIG} is invalid: {exc.problems[0]} — fix it first") from None
     port = int(config.listen_addresses[0].rpartition(":")[2])
-    image = image or _built_image(Path(GATEWAY_CONFIG).parent.name)
-    if not image:
-        raise UsageError("no gateway image is pinned in stackctl/config/settings.py yet — pass "
-                         "--gateway-image REGISTRY/foundry-chat/gateway:TAG (built from gateway/Dockerfile)")
+    image = image or settings.BY_KEY[settings.GATEWAY.image_key].default
     return Program(_gateway_job(prom, port), _registry(registry, image), _text(path),
                    DEFAULT_CONFIG, port, url_env, key_env, config.metrics_require_key,
                    # its stack config listens on loopback; a pod listens on its own address
@@ -159,16 +156,6 @@ def _gateway_job(prom: dict, port: int) -> str:
 
 def _built_from(service: settings.Service, folder: str) -> bool:
     return service.build == folder or getattr(service, "dockerfile", "").startswith(f"{folder}/")
-
-
-def _built_image(folder: str) -> str | None:
-    """The pinned image of the program built from ``folder`` (settings' convention: a
-    service built from there, else the ``<FOLDER>_IMAGE`` setting)."""
-    for s in settings.SERVICES:
-        if _built_from(s, folder):
-            return settings.BY_KEY[s.image_key].default
-    setting = settings.BY_KEY.get(f"{folder.upper()}_IMAGE")
-    return setting.default if setting else None
 
 
 def _registry(registry: str, image: str) -> str:
