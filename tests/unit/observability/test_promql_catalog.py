@@ -36,7 +36,7 @@ REQUIRED_ALERTS = {
     "FoundryLocalDown", "FoundryNoChatModelLoaded", "FoundryExporterDown",
     "FoundryExporterLoopStalled", "FoundryProbeStale", "FoundryTTFTHigh",
     "FoundryChatLatencyHigh", "FoundryProbeErrorRatioHigh", "OpenWebUIDown",
-    "FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh",
+    "FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh", "FoundryGatewayScrapeDown",
 }
 # Every metric a program of the stack declares, each with its catalog.
 DECLARED = (*metrics.METRICS, *gateway_metrics.METRICS)
