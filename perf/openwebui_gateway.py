@@ -10,7 +10,7 @@ request to complete answer. Open WebUI keeps pooled (kept-alive) connections to 
 upstream, which is where Foundry's Nagle × delayed-ACK stall bit (about 40 ms per
 request, see ../shared/ARCHITECTURE.md); the gateway avoids it. Numbers, not asserts.
 
-    .venv/bin/python perf/openwebui_gateway.py [--pairs 40] [--max-tokens 16]
+    .venv/bin/python perf/openwebui_gateway.py [--pairs 40] [--max-tokens 16] [--stream]
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def chat_seconds(ui: openwebui.OpenWebUI, model: str, max_tokens: int) -> float:
+def chat_seconds(ui: openwebui.OpenWebUI, model: str, max_tokens: int, stream: bool = False) -> float:
     t0 = time.perf_counter()
-    r = ui.post("/api/chat/completions", timeout=60, json={
-        "model": model, "stream": False, "max_tokens": max_tokens,
+    r = ui.post("/api/chat/completions", timeout=60, json={  # a stream is read to its end
+        "model": model, "stream": stream, "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": "Tell me about lighthouses."}]})
     took = time.perf_counter() - t0
     if r.status_code != 200:
@@ -62,6 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=40, help="alternating request pairs (after 5 warm-up pairs)")
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--stream", action="store_true", help="streamed chats (SSE read to the end)")
     args = ap.parse_args()
     gw = bridge.gateway_ip()
     if not gw:
@@ -91,20 +92,21 @@ def main() -> int:
         if through not in models or straight not in models:
             raise SystemExit(f"Open WebUI offers {models}, expected {through} and {straight}")
         for _ in range(5):
-            chat_seconds(ui, through, args.max_tokens)
-            chat_seconds(ui, straight, args.max_tokens)
+            chat_seconds(ui, through, args.max_tokens, args.stream)
+            chat_seconds(ui, straight, args.max_tokens, args.stream)
         times: dict[str, list[float]] = {"direct": [], "gateway": []}
         for i in range(args.pairs):
             order = (("direct", straight), ("gateway", through)) if i % 2 else (("gateway", through), ("direct", straight))
             for name, model in order:
-                times[name].append(chat_seconds(ui, model, args.max_tokens))
+                times[name].append(chat_seconds(ui, model, args.max_tokens, args.stream))
     finally:
         if direct_state.exists():
             with contextlib.suppress(Exception):
                 lifecycle.stop(direct_state)
         s.invoke("down", "--volumes", "--yes", timeout=300)
     d, g = times["direct"], times["gateway"]
-    print(f"{args.max_tokens}-token chat through Open WebUI's API, {args.pairs} alternating pairs, "
+    print(f"{args.max_tokens}-token {'streamed ' if args.stream else ''}chat through Open WebUI's API, "
+          f"{args.pairs} alternating pairs, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'path':<34}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, vals in (("Open WebUI → Foundry (direct)", d), ("Open WebUI → gateway → Foundry", g)):
