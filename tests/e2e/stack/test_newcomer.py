@@ -155,7 +155,7 @@ def test_a_sigkilled_embedded_foundry_comes_back_by_itself(newcomer):
     while True:
         try:
             back = _server_pid(s) != pid and _chat_through_open_webui(s)
-        except Exception:  # noqa: BLE001 - between the kill and the restart anything may fail
+        except Exception:  # between the kill and the restart anything may fail
             back = False
         if back:
             break
