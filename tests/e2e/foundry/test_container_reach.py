@@ -1,16 +1,25 @@
-"""A container on the default bridge reaches the embedded server via host.docker.internal.
+"""From a container on the default bridge, the embedded server (loopback only) is out of
+reach; the gateway, listening on the bridge address with a key, is the way in — the
+Linux Docker Engine case: host.docker.internal resolves to the bridge gateway.
 
-This is the Linux Docker Engine case the gateway bind exists for: host-gateway
-resolves to the bridge gateway, where a loopback-only server would be invisible.
+The real gateway program runs as a host process here; the stack runs it in a
+host-networking container (tests/e2e/stack/test_stack.py covers that path).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
+import sys
 import uuid
 
-from stackctl.foundry import container_url
+import httpx
+import pytest
+
+from stackctl.foundry import bridge, container_url
+from tests.plugins.common import free_port, wait_for
 
 
 def run_in_container(image: str, *cmd: str) -> subprocess.CompletedProcess:
@@ -24,29 +33,50 @@ def run_in_container(image: str, *cmd: str) -> subprocess.CompletedProcess:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 
 
-def test_server_is_bound_to_the_bridge_gateway(foundry_server):
-    gateway_urls = [u for u in foundry_server.urls if not u.startswith("http://127.0.0.1")]
-    assert gateway_urls, f"not bound beyond loopback: {foundry_server.urls}"
+def test_the_embedded_server_listens_on_loopback_only(foundry_server):
+    assert all(u.startswith("http://127.0.0.1:") for u in foundry_server.urls), foundry_server.urls
 
 
-def test_container_lists_models_and_chats_through_host_docker_internal(foundry_server, base_image):
-    base = container_url(foundry_server.chat_base_url)
-    assert base.startswith("http://host.docker.internal:")
-    listed = run_in_container(base_image, "curl", "-sS", "--fail", "--max-time", "20", base + "/models")
+@pytest.fixture
+def gateway(foundry_server, tmp_path):
+    ip = bridge.gateway_ip()
+    assert ip, "no Docker bridge address (is the engine running?)"
+    port, key = free_port(), secrets.token_urlsafe(32)
+    config = tmp_path / "gateway.yml"
+    config.write_text("upstreams: [{name: foundry}]\n")
+    env = dict(os.environ, GATEWAY_API_KEY=key,
+               GATEWAY_UPSTREAM_URL=foundry_server.chat_base_url.removesuffix("/v1"))
+    proc = subprocess.Popen([sys.executable, "-m", "foundry_gateway", "--config", str(config),
+                             "--listen-address", f"127.0.0.1:{port},{ip}:{port}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
+                 "gateway /healthz", timeout=20, interval=0.1)
+        yield f"http://host.docker.internal:{port}", key
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_a_container_reaches_foundry_only_through_the_gateway_with_its_key(foundry_server, base_image, gateway):
+    door, key = gateway
+    direct = run_in_container(base_image, "curl", "-sS", "--fail", "--max-time", "10",
+                              container_url(foundry_server.chat_base_url) + "/models")
+    assert direct.returncode != 0, "a container reached the loopback-only Foundry directly"
+
+    no_key = run_in_container(base_image, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}\n",
+                              "--max-time", "20", door + "/v1/models")
+    assert no_key.stdout.strip() == "401", no_key.stdout + no_key.stderr
+
+    auth = ["-H", f"Authorization: Bearer {key}"]
+    listed = run_in_container(base_image, "curl", "-sS", "--fail", "--max-time", "20", *auth, door + "/v1/models")
     assert listed.returncode == 0, listed.stderr
-    assert foundry_server.model_id in [m["id"] for m in json.loads(listed.stdout)["data"]]
+    assert [m["id"] for m in json.loads(listed.stdout)["data"]] == [foundry_server.model_id]
 
-    root_models = run_in_container(
-        base_image, "curl", "-sS", "--fail", "--max-time", "20", container_url(foundry_server.root_url) + "/v1/models"
-    )
-    assert root_models.returncode == 0, root_models.stderr
-    assert json.loads(root_models.stdout)["object"] == "list"
-
-    body = json.dumps({"model": foundry_server.model_id, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
-    chat = run_in_container(
-        base_image, "curl", "-sS", "--fail", "--max-time", "30", "-H", "content-type: application/json",
-        "-d", body, base + "/chat/completions",
-    )
+    body = json.dumps({"model": foundry_server.model_id, "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 4})
+    chat = run_in_container(base_image, "curl", "-sS", "--fail", "--max-time", "30", *auth,
+                            "-H", "content-type: application/json", "-d", body, door + "/v1/chat/completions")
     assert chat.returncode == 0, chat.stderr
     answer = json.loads(chat.stdout)
     assert answer["model"] == foundry_server.model_id and answer["choices"][0]["message"]["content"]
