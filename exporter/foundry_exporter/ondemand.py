@@ -112,7 +112,9 @@ class OnDemand:
         if due:  # claimed before the first await: concurrent requests cannot both run it
             self._canaries[key] = (now, cached)
             window = every if started is None else now - started  # since the previous round
-            skip = await canary_skip(self._ctx, target, window, budget)  # a skip uses the round
+            # a skip uses the round; with nothing measured yet it runs
+            skip = await canary_skip(self._ctx, target, window, budget,
+                                     ran_ago=None if cached is None else 0.0)
         ran = due and skip is None
         left = max(0.001, budget - (clock.monotonic() - now))
         results = await run_cycle(self._ctx, target, chat=ran, budget=left)

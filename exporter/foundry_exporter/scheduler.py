@@ -18,7 +18,7 @@ import logging
 
 from .config import Target
 from .probes import ProbeContext, run_cycle
-from .probes.activity import canary_skip
+from .probes.activity import MAX_YIELD_ROUNDS, canary_skip
 from .results import ProbeResult
 from .state import Store, fold, tick
 
@@ -53,7 +53,8 @@ class Scheduler:
     async def _target_loop(self, target: Target) -> None:
         clock = self._ctx.clock
         due = clock.monotonic()
-        last_canary: float | None = None
+        last_canary: float | None = None  # the last round, run or skipped
+        last_run: float | None = None     # the last round that ran
         every = target.module.canary.interval
         has_chat = "chat" in target.module.probes
         yielding = False
@@ -66,7 +67,10 @@ class Scheduler:
                     # Traffic since the previous round began (the first: one interval back).
                     window = (every or target.interval) if last_canary is None \
                         else clock.monotonic() - last_canary
-                    skip = await canary_skip(self._ctx, target, window)
+                    skip = await canary_skip(
+                        self._ctx, target, window,
+                        ran_ago=None if last_run is None else started - last_run,
+                        max_yield=MAX_YIELD_ROUNDS * (every or target.interval))
                 results = await run_cycle(self._ctx, target, chat=chat and skip is None)
             except asyncio.CancelledError:
                 raise
@@ -75,6 +79,8 @@ class Scheduler:
                 results = ()
             if chat:  # run or skipped, the round is used: the next one is an interval away
                 last_canary = started
+                if skip is None:
+                    last_run = started
                 if (skip is not None) != yielding:
                     yielding = skip is not None
                     log.info("%s: chat canary %s", target.name, "skips rounds while real traffic "

@@ -69,8 +69,19 @@ def parse_activity(doc: Any) -> Activity:
     return Activity(n, None if idle is None else float(idle))
 
 
-def canary_verdict(activity: Activity | None, window: float) -> str | None:
+# However busy users keep the gateway, the canary runs at least once every this many of
+# its intervals: its numbers never get older than that (FoundryProbeStale waits 10 min,
+# smoke 2 intervals + a yield), and a canary that has never run always runs — a fresh
+# exporter next to a busy gateway would otherwise measure nothing at all.
+MAX_YIELD_ROUNDS = 5
+
+
+def canary_verdict(activity: Activity | None, window: float, *, ran_ago: float | None = 0.0,
+                   max_yield: float = math.inf) -> str | None:
     """The skip reason for a due canary round, or None to run it. Pure.
+
+    ``ran_ago``: seconds since the canary last ran (None: never — then it runs);
+    ``max_yield``: once it last ran that long ago it runs whatever the traffic.
 
     ``window`` is the time since the previous canary round began (the canary
     interval, or a little more when cycles run late or the interval is not a
@@ -78,7 +89,7 @@ def canary_verdict(activity: Activity | None, window: float) -> str | None:
     round is skipped when real traffic is in flight or was seen less than
     ``window`` seconds ago, i.e. during the interval since the previous round.
     """
-    if activity is None:
+    if activity is None or ran_ago is None or ran_ago >= max_yield:
         return None
     if activity.in_flight > 0:
         return REAL_TRAFFIC
@@ -113,9 +124,11 @@ async def fetch_activity(ctx: ProbeContext, target: Target,
 
 
 async def canary_skip(ctx: ProbeContext, target: Target, window: float,
-                      budget: float | None = None) -> CanarySkip | None:
+                      budget: float | None = None, *, ran_ago: float | None = 0.0,
+                      max_yield: float = math.inf) -> CanarySkip | None:
     """Why this due canary round should not run, or None (also when nothing is known)."""
-    if not target.module.canary.yield_to_traffic:
-        return None
-    reason = canary_verdict(await fetch_activity(ctx, target, budget), window)
+    if not target.module.canary.yield_to_traffic or ran_ago is None or ran_ago >= max_yield:
+        return None  # never measured, or yielded long enough: run without asking
+    reason = canary_verdict(await fetch_activity(ctx, target, budget), window,
+                            ran_ago=ran_ago, max_yield=max_yield)
     return None if reason is None else CanarySkip(target.name, reason, ctx.clock.wall())

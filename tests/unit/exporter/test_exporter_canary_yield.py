@@ -268,7 +268,8 @@ def _run_loop(gateway: Gateway, target: Target, until) -> Store:
     return store
 
 
-def test_the_loop_skips_due_rounds_while_a_chat_is_in_flight_then_runs_again() -> None:
+def test_the_loop_skips_due_rounds_while_a_chat_is_in_flight_then_runs_again(monkeypatch) -> None:
+    monkeypatch.setattr("foundry_exporter.scheduler.MAX_YIELD_ROUNDS", 10_000)  # the bound: below
     gw = Gateway()
     t = Target("t", "http://gw:9180", Module("foundry", ("models", "loaded", "chat"), 0.05,
                                               api_key="gw-key", canary=Canary()), 0.05)
@@ -278,7 +279,8 @@ def test_the_loop_skips_due_rounds_while_a_chat_is_in_flight_then_runs_again() -
 
     store = _run_loop(gw, t, lambda s: skips(s) >= 3)
     assert skips(store) >= 3
-    assert gw.paths("/v1/chat/completions") == 0          # the canary never competed
+    # The first round measures (nothing was measured yet); after it the canary never competed.
+    assert gw.paths("/v1/chat/completions") == 1
     assert store.get().targets["t"].runs["models"] >= 3    # the listings kept running
     assert store.get().targets["t"].up is True
 
@@ -307,9 +309,10 @@ def test_a_plain_foundry_404_leaves_the_canary_as_it_was() -> None:
     assert gw.paths("/v1/chat/completions") >= 3
 
 
-def test_the_canary_interval_is_the_window_and_a_skip_uses_the_round() -> None:
+def test_the_canary_interval_is_the_window_and_a_skip_uses_the_round(monkeypatch) -> None:
     """Canary interval 0.2 s over a 0.05 s listing interval: one activity question per
     canary round (not per listing cycle), each answered by a skip while busy."""
+    monkeypatch.setattr("foundry_exporter.scheduler.MAX_YIELD_ROUNDS", 10_000)
     gw = Gateway()
     t = Target("t", "http://gw:9180", Module("foundry", ("models", "loaded", "chat"), 0.05,
                                               canary=Canary(interval=0.2)), 0.05)
@@ -318,7 +321,30 @@ def test_the_canary_interval_is_the_window_and_a_skip_uses_the_round() -> None:
     skips = store.get().targets["t"].canary_skips["real_traffic"]
     assert skips == gw.paths("/gateway/activity")
     assert 1 <= skips <= runs // 3  # ≈ runs / 4: one per canary interval, not one per cycle
-    assert gw.paths("/v1/chat/completions") == 0
+    assert gw.paths("/v1/chat/completions") == 1  # the first round only: nothing measured yet
+
+
+def test_however_busy_the_gateway_the_canary_runs_every_max_yield_rounds(monkeypatch) -> None:
+    """A gateway busy all the time (a chat always in flight): the canary still measures,
+    once every MAX_YIELD_ROUNDS of its intervals, and yields in between."""
+    monkeypatch.setattr("foundry_exporter.scheduler.MAX_YIELD_ROUNDS", 3)
+    gw = Gateway()
+    t = Target("t", "http://gw:9180", Module("foundry", ("models", "loaded", "chat"), 0.05,
+                                              api_key="gw-key", canary=Canary()), 0.05)
+    store = _run_loop(gw, t, lambda s: s.get().targets["t"].runs["chat"] >= 3)
+    state = store.get().targets["t"]
+    assert state.runs["chat"] >= 3 and state.canary_skips["real_traffic"] >= 2
+    assert state.runs["chat"] <= state.canary_skips["real_traffic"] + 1  # mostly yielding
+
+
+def test_a_canary_that_never_ran_runs_and_one_that_yielded_long_enough_runs() -> None:
+    from foundry_exporter.probes.activity import Activity, canary_verdict
+
+    busy = Activity(in_flight=1, idle_seconds=0.0)
+    assert canary_verdict(busy, 60.0) == "real_traffic"
+    assert canary_verdict(busy, 60.0, ran_ago=None) is None            # never measured
+    assert canary_verdict(busy, 60.0, ran_ago=120.0, max_yield=300.0) == "real_traffic"
+    assert canary_verdict(busy, 60.0, ran_ago=300.0, max_yield=300.0) is None
 
 
 
@@ -354,7 +380,7 @@ def test_probe_url_canary_yields_to_traffic_since_its_previous_round(tmp_path: P
         assert 'foundry_canary_skipped_total{reason="real_traffic",target="http://gw:9180"} 1.0' in body
         assert 'foundry_chat_last_ttft_seconds{model=' in body  # the last canary is still served
         at(50.0, 0, 45.0)                                  # not due (the skip used the round)
-        assert gw.paths("/gateway/activity") == 2
+        assert gw.paths("/gateway/activity") == 1  # the first round, nothing measured, did not ask
         at(80.0, 0, 75.0)                                  # quiet since the round at 45 s: runs
         assert gw.paths("/v1/chat/completions") == 2
     finally:
