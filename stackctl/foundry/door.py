@@ -38,11 +38,6 @@ def container_openai_url(stack: Stack) -> str:
     return container_root(stack) + "/v1"
 
 
-def host_root(stack: Stack) -> str:
-    """The gateway as the host reaches it (always loopback: it listens there)."""
-    return f"http://{LOOPBACK}:{port(stack)}"
-
-
 def listen_addresses(gateway_port: int, bridge_ip: str | None) -> str:
     """GATEWAY_LISTEN: loopback, plus the bridge address containers reach the host on."""
     hosts = [LOOPBACK] + ([bridge_ip] if bridge_ip and bridge_ip != LOOPBACK else [])
