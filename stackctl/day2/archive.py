@@ -34,9 +34,11 @@ import io
 import json
 import os
 import re
+import signal
 import stat
 import tarfile
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -613,3 +615,21 @@ def volume_stream(archive: VerifiedArchive | Path, volume: str) -> Iterator[byte
         return
     with open_verified(Path(archive)) as opened:
         yield from opened.stream(volume)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is handled like Ctrl-C (a KeyboardInterrupt the caller's clean-up sees),
+    not a silent death, while the block runs — restore's swap and bundle's load."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

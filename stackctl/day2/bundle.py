@@ -32,11 +32,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -49,7 +47,14 @@ from stackctl.config import envfile
 from stackctl.config.settings import BASE_IMAGE_KEY, IMAGE_KEYS, SERVICES
 from stackctl.config.stack import Stack
 from stackctl.console import cmd
-from stackctl.day2.archive import CHUNK, MANIFEST_PER_FILE, MAX_FILES, FileEntry, human
+from stackctl.day2.archive import (
+    CHUNK,
+    MANIFEST_PER_FILE,
+    MAX_FILES,
+    FileEntry,
+    human,
+    sigterm_as_interrupt,
+)
 from stackctl.errors import StackError, UsageError
 
 FORMAT = "foundry-chat-stack-bundle/1"
@@ -690,7 +695,7 @@ def load(bundle: VerifiedBundle, store: ImageStore, *, model_dir: Path | None, e
     staged: Path | None = None
     loaded, present = [], []
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # put back, not a silent death
             if model_dir is not None:
                 staged = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", suffix=".partial", dir=model_dir.parent))
                 _extract_model(bundle, staged, progress)
@@ -765,23 +770,6 @@ def _put_back(store: ImageStore, touched: list[tuple[str, str | None, bool, str]
                 store.tag(prior, ref)
             if not id_existed and store.inspect(new_id) is not None:
                 store.remove(new_id)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM mid-load is handled like Ctrl-C (put back), not a silent death."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    old = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def remember_images(env_file: Path, updates: dict[str, str]) -> None:

@@ -46,6 +46,7 @@ from stackctl.day2.archive import (
     Manifest,
     human,
     open_verified,
+    sigterm_as_interrupt,
     split_member,
     volume_stream,
 )
@@ -219,7 +220,7 @@ def swap(slots: list[Slot], ops: VolumeOps, services: Services, bring_up: Callab
     """Replace each slot's live data with its staged data, or leave it as it was (SwapFailed)."""
     doing = "reading the staged data"
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # settled, not a silent death
             for s in slots:
                 s.staged = ops.fingerprint(s.staging, s.keep, f"reading the staged {s.volume}")
             doing = "stopping the services that use the data"
@@ -349,23 +350,6 @@ def recovery_command(s: Slot, image: str) -> str:
     spare = "".join(f" ! -name {k}" for k in s.keep)
     return (f"docker run --rm --network none -v {s.rollback}:/from:ro -v {s.live}:/to {image} sh -c "
             f"'find /to -mindepth 1 -maxdepth 1{spare} -exec rm -rf {{}} + && cp -a /from/. /to/'")
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM during the swap is handled like Ctrl-C (settled), not a silent death."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    old = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 @contextmanager
