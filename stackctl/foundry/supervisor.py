@@ -112,6 +112,8 @@ def supervise(paths: FoundryPaths, run_server: Callable[[int | None], int], stat
                 if done:
                     break
                 ready = ready or was_ready(pid)
+                # Poll of a condition (the child exited), not a fixed wait: a blocking
+                # waitpid would miss the moment the child became ready (its state file).
                 time.sleep(POLL_S)
             stop["child"] = 0
             ready = ready or was_ready(pid)  # a SIGKILLed server leaves its state file behind
@@ -129,7 +131,7 @@ def supervise(paths: FoundryPaths, run_server: Callable[[int | None], int], stat
                         pid, how, ran, backoff, restarts)
             deadline = time.monotonic() + backoff
             while not stop["requested"] and time.monotonic() < deadline:
-                time.sleep(POLL_S)
+                time.sleep(POLL_S)  # the back-off itself, cut short by a stop request
         return 0
     finally:
         remove_record(paths)
