@@ -171,31 +171,38 @@ def _check_catalog(alias: str, http: httpx.Client | None) -> None:
 
 def _spawn_and_wait(paths, spec, port, hosts, catalog_url, startup_timeout, on_event, python,
                     supervise=False) -> ServerState:
+    """Spawn the detached server and follow its events until it is ready.
+
+    Ctrl-C anywhere in here — even inside ``Popen``, after the launcher was exec'd but
+    before we hold its handle — stops what was started (``_abort_start``): the pump
+    thread reads the status pipe from before the spawn, so the server's identity
+    arrives even then."""
     read_fd, write_fd = os.pipe()
+    events: queue.Queue[Event | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(read_fd, events), daemon=True).start()
+    seen: dict = {}  # the server's identity (pid, create_time, boot_time), from its first event
     argv = [python, "-m", state_mod.SERVER_MODULE, "--state-dir", str(paths.state_dir), "--port", str(port),
             "--alias", spec.alias, "--model-path", spec.path, "--catalog-url", catalog_url or "",
             "--status-fd", str(write_fd), "--detach"] + (["--supervise"] if supervise else [])
     for h in hosts:
         argv += ["--host", h]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    with open(paths.log_file, "ab") as log:
-        log.write(f"\n=== foundry.serve {datetime.now(UTC).isoformat(timespec='seconds')}: {' '.join(argv[1:])}\n".encode())
-        log.flush()
-        try:
-            launcher = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                pass_fds=(write_fd,), start_new_session=True, cwd=str(paths.root),
-            )
-        finally:
-            os.close(write_fd)
-    events: queue.Queue[Event | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(read_fd, events), daemon=True).start()
     try:
+        with open(paths.log_file, "ab") as log:
+            log.write(f"\n=== foundry.serve {datetime.now(UTC).isoformat(timespec='seconds')}: {' '.join(argv[1:])}\n".encode())
+            log.flush()
+            try:
+                launcher = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    pass_fds=(write_fd,), start_new_session=True, cwd=str(paths.root),
+                )
+            finally:
+                os.close(write_fd)
         launcher.wait(timeout=30)  # returns at once: the server forked away (--detach)
-    except KeyboardInterrupt:
-        _stop_unannounced(events)
+        return _follow(paths, events, startup_timeout, on_event, seen)
+    except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
+        _abort_start(paths, events, seen)
         raise
-    return _follow(paths, events, startup_timeout, on_event)
 
 
 def _pump(fd: int, events: queue.Queue) -> None:
@@ -207,29 +214,25 @@ def _pump(fd: int, events: queue.Queue) -> None:
     events.put(None)
 
 
-def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) -> ServerState:
-    server_pid, server_created, server_boot = 0, None, None
+def _note_identity(event: Event, seen: dict) -> None:
+    if not seen and event.state.get("pid"):  # our own child: its start time is its identity
+        seen.update(pid=int(event.state["pid"]), created=event.state.get("create_time"),
+                    boot=event.state.get("boot_time"))
+
+
+def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event, seen: dict) -> ServerState:
     last = "starting"
     while True:
         try:
             event = events.get(timeout=timeout)
-        except KeyboardInterrupt:  # Ctrl-C during start-up: do not leave a half-started server
-            if server_pid:
-                _terminate_pid(server_pid, server_created, server_boot, STOP_TIMEOUT_S)
-            else:
-                _stop_unannounced(events)
-            raise
         except queue.Empty:
-            if server_pid:
-                _terminate_pid(server_pid, server_created, server_boot, STOP_TIMEOUT_S)
+            _abort_start(paths, events, seen, wait_s=0)
             raise StackError(
                 f"the Foundry Local server made no progress for {timeout:.0f} s (last: {last}) — see {paths.log_file}"
             ) from None
         if event is None:
             raise StackError(f"the Foundry Local server exited during start-up ({last}) — {_log_tail(paths)}see {paths.log_file}")
-        if not server_pid and event.state.get("pid"):  # our own child: its start time is its identity
-            server_pid = int(event.state["pid"])
-            server_created, server_boot = event.state.get("create_time"), event.state.get("boot_time")
+        _note_identity(event, seen)
         if event.kind == STAGE:
             last = event.message
         on_event(event)
@@ -239,21 +242,25 @@ def _follow(paths: FoundryPaths, events: queue.Queue, timeout: float, on_event) 
             return ServerState.from_json(json.dumps(event.state))
 
 
-def _stop_unannounced(events: queue.Queue, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Ctrl-C before the server announced itself: wait (bounded) for its first event,
-    which carries its identity, and stop it — else it would start unwatched."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
+def _abort_start(paths: FoundryPaths, events: queue.Queue, seen: dict, wait_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop a start that is being abandoned (Ctrl-C, no progress).
+
+    The server's identity is waited for (bounded) if it has not announced itself
+    yet — else it would start unwatched. Then its supervisor goes first (it would
+    restart a server it had seen ready; stopping, it SIGTERMs the server and waits),
+    and the server itself, by identity, in case the supervisor did not get to it."""
+    deadline = time.monotonic() + wait_s
+    while not seen and (left := deadline - time.monotonic()) > 0:
         try:
             event = events.get(timeout=left)
         except queue.Empty:
-            return
+            break
         if event is None:  # it exited
-            return
-        if event.state.get("pid"):
-            _terminate_pid(int(event.state["pid"]), event.state.get("create_time"), event.state.get("boot_time"),
-                           STOP_TIMEOUT_S)
-            return
+            break
+        _note_identity(event, seen)
+    _end_supervisor(paths)
+    if seen:
+        _terminate_pid(seen["pid"], seen["created"], seen["boot"], STOP_TIMEOUT_S)
 
 
 def _log_tail(paths: FoundryPaths) -> str:

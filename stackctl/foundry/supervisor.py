@@ -34,6 +34,7 @@ log = logging.getLogger("stackctl.foundry.supervisor")
 BACKOFF_FIRST_S, BACKOFF_MAX_S, HEALTHY_RUN_S = 1.0, 30.0, 60.0
 POLL_S = 0.2
 LABEL = "foundry-supervisor"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def describe(status: int) -> str:
@@ -88,7 +89,7 @@ def supervise(paths: FoundryPaths, run_server: Callable[[int | None], int], stat
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stop["child"], signal.SIGTERM)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -97,12 +98,18 @@ def supervise(paths: FoundryPaths, run_server: Callable[[int | None], int], stat
     try:
         while not stop["requested"]:
             started = time.monotonic()
+            # Signals are held across the fork: a SIGTERM meant for the new child must not
+            # reach it while it still has this handler (the child's copy would swallow it),
+            # and ours must not run before stop["child"] names it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             pid = os.fork()
             if pid == 0:  # the server: default signal dispositions, its own handlers
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in STOP_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 os._exit(run_server(fd))
             stop["child"] = pid
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             if fd is not None:  # only the first child reports to the launcher
                 os.close(fd)
                 fd = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import httpx
@@ -113,3 +114,26 @@ def test_a_first_start_that_fails_is_not_retried(tmp_path):
     assert not FoundryPaths(tmp_path.resolve()).supervisor_file.exists()
     assert read(FoundryPaths(tmp_path.resolve())) is None
     assert [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])] == []
+
+
+def test_ctrl_c_inside_the_spawn_stops_server_and_supervisor(tmp_path, monkeypatch):
+    """Ctrl-C lands inside Popen — the launcher is exec'd, but `serve` never got its handle
+    (a CI run of stop 21 met exactly this): the server still announces itself on the status
+    pipe, and both it and its supervisor are stopped; nothing comes back."""
+    real_popen = subprocess.Popen
+
+    def interrupted(*args, **kwargs):
+        real_popen(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "Popen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _serve(tmp_path)
+    monkeypatch.undo()
+    paths = FoundryPaths(tmp_path.resolve())
+    assert not paths.supervisor_file.exists() and read(paths) is None
+    assert "received SIGTERM" in paths.log_file.read_text()  # it was started, then stopped
+    time.sleep(2)  # longer than the first back-off: nothing may start again
+    left = [p.pid for p in psutil.process_iter(["cmdline", "status"])
+            if str(tmp_path) in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
+    assert left == []
