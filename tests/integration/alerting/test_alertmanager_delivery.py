@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -85,12 +85,18 @@ def _alert(name: str, target: str, **extra_labels: str) -> dict:
     return {"labels": labels, "annotations": {k: fill(v) for k, v in rule["annotations"].items()}}
 
 
-def _post(am_url: str, alerts: list[dict], *, resolved: bool = False) -> None:
-    now = datetime.now(UTC)
+def _post(am_url: str, alerts: list[dict], fired_at: datetime, *, resolved: bool = False) -> None:
+    """As Prometheus sends them: startsAt is when the rule began firing (``FiredAt``).
+
+    A newly firing alert has it ≈ now, so Alertmanager holds the group for group_wait
+    and the inhibitor sees the cause first. (An alert already older than group_wait is
+    flushed at once, racing the inhibitor: upstream prometheus/alertmanager#4064, met
+    here once when this test posted 10-minute-old alerts; the README says when a user
+    can meet it.)"""
     for a in alerts:
-        a["startsAt"] = (now - timedelta(minutes=10)).isoformat()
+        a["startsAt"] = fired_at.isoformat()
         if resolved:
-            a["endsAt"] = now.isoformat()
+            a["endsAt"] = datetime.now(UTC).isoformat()
     httpx.post(f"{am_url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
 
 
@@ -100,6 +106,7 @@ class Stack:
     received: Received
     proc: live_stack.Process
     started: float
+    fired_at: datetime
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +132,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             return httpx.get(f"{am_url}/-/ready", timeout=2).status_code == 200
 
         live_stack.wait_until("alertmanager /-/ready", ready, deadline_s=30, every_s=0.2)
-        started = time.monotonic()
+        started, fired_at = time.monotonic(), datetime.now(UTC)
         _post(am_url, [_alert("FoundryLocalDown", "local"),
                        _alert("FoundryChatLatencyHigh", "local", model="m", quantile="0.9"),
-                       _alert("FoundryChatLatencyHigh", "other", model="m", quantile="0.9")])
-        yield Stack(am_url, received, proc, started)
+                       _alert("FoundryChatLatencyHigh", "other", model="m", quantile="0.9")], fired_at)
+        yield Stack(am_url, received, proc, started, fired_at)
     finally:
         proc.stop()
         server.shutdown()
@@ -195,7 +202,7 @@ def test_resolving_sends_a_resolved_notification(stack: Stack) -> None:
         CAUSE in _firing(b, PATHS[0]) for b in stack.received.on(PATHS[0])), DELIVERY_DEADLINE_S, 0.2)
     resolved_at = time.monotonic()
     _post(stack.am_url, [_alert(*CAUSE), _alert(*SYMPTOM, model="m", quantile="0.9"),
-                         _alert(*OTHER, model="m", quantile="0.9")], resolved=True)
+                         _alert(*OTHER, model="m", quantile="0.9")], stack.fired_at, resolved=True)
 
     def resolved() -> list[dict]:
         stack.proc.alive_or_fail()
