@@ -6,7 +6,13 @@ Invariants:
   body in separate send() calls); measured here it was not the TTFT culprit;
 - the chat canary uses a client without keep-alive (see ``make_client``);
 - no body is ever read past ``cap`` bytes (Content-Length is checked first,
-  then the stream is counted), so a 50 MB answer costs at most ``cap``.
+  then the stream is counted), so a 50 MB answer costs at most ``cap``;
+- the client library is httpx2, pydantic's maintained fork of httpx (same API,
+  already in the stack's tree through openai). httpx 0.28/httpcore 1.0.9, no longer
+  released, leaks a pool connection when a request is cancelled at the wrong moment
+  (encode/httpcore#1093) and scans every pooled connection per request: under
+  probe budgets that expire, the soak test grew to 700 connections in 20 s and
+  slowed to a quarter of its probe rate. httpcore2 reclaims them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # httpx's maintained fork (pydantic), see the docstring
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 ERROR_BODY_CAP = 4096

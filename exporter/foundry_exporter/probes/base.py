@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import httpx2 as httpx  # the exporter's client library (exporter/foundry_exporter/httpio.py)
 
 from ..httpio import SYSTEM_CLOCK, Clock
 from ..results import ChatStats

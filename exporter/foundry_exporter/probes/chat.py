@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the exporter's client library (exporter/foundry_exporter/httpio.py)
 
 from ..config import AUTO, Target
 from ..httpio import ProbeFailure, auth_headers, check_status

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the exporter's client library (exporter/foundry_exporter/httpio.py)
 import pytest
 
 from foundry_exporter.collector import SnapshotCollector

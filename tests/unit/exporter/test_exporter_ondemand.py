@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the exporter's client library (exporter/foundry_exporter/httpio.py)
 import pytest
 
 from foundry_exporter.config import load_config

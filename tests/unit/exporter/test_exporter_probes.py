@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2 as httpx  # the exporter's client library (exporter/foundry_exporter/httpio.py)
 import pytest
 
 from foundry_exporter.config import Canary, Module, Target
