@@ -129,7 +129,7 @@ def test_load_without_file_says_run_up(tmp_path):
 
 def test_committed_example_matches_settings(repo_root):
     assert (repo_root / ".env.example").read_text() == envfile.render_example(), \
-        "regenerate: python -c \"from stackctl import envfile; open('.env.example','w').write(envfile.render_example())\""
+        "regenerate: .venv/bin/python -c \"from stackctl.config import envfile; open('.env.example','w').write(envfile.render_example())\""
 
 
 # --- read as compose reads (issue 13 item 8); the compose binaries themselves

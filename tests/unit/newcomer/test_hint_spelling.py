@@ -102,3 +102,16 @@ def test_readme_commands_use_the_one_spelling():
     bad = [ln for ln in (REPO / "README.md").read_text().splitlines() if HINT.search(ln)
            and "activate" not in ln]
     assert bad == []
+
+
+def test_what_compose_and_the_alerts_print_uses_the_one_spelling():
+    """compose.yaml's "is not set" messages (compose prints them) and the alert runbooks
+    (they reach Slack, e-mail, `./stack status`) name ./stack, and .\\stack for Windows."""
+    files = [REPO / "compose.yaml", *sorted((REPO / "prometheus" / "rules").glob("*.yml")),
+             *sorted((REPO / "alertmanager").rglob("*.tmpl"))]
+    bad = [f"{p.relative_to(REPO)}:{n}" for p in files
+           for n, ln in enumerate(p.read_text().splitlines(), 1) if HINT.search(ln)]
+    assert bad == []
+    runbooks = [ln for p in (REPO / "prometheus" / "rules").glob("*.alerts.yml")
+                for ln in p.read_text().splitlines() if "runbook:" in ln and "./stack" in ln]
+    assert runbooks and all("(on Windows `.\\stack …`)" in ln for ln in runbooks)

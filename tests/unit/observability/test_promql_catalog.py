@@ -95,7 +95,7 @@ def test_alert_has_summary_description_runbook_and_severity(alert: dict) -> None
     annotations = alert.get("annotations", {})
     missing = {"summary", "description", "runbook"} - annotations.keys()
     assert not missing, f"{alert['alert']}: missing annotations {sorted(missing)}"
-    assert "invoke " in annotations["runbook"], f"{alert['alert']}: runbook names no command"
+    assert "`./stack " in annotations["runbook"], f"{alert['alert']}: runbook names no command"
     assert annotations["runbook"].startswith("README.md#"), alert["alert"]
     assert alert["labels"]["severity"] in {"critical", "warning"}
 
