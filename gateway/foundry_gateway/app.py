@@ -15,6 +15,7 @@ import signal
 import prometheus_client
 
 from .config import Config
+from .follow import Follower
 from .models import ModelList
 from .proxy import Gateway
 from .recorder import Recorder
@@ -30,6 +31,9 @@ def build(config: Config) -> tuple[Gateway, Recorder]:
     up = config.upstream
     client = UpstreamClient(up.url, up.api_key, config.timeouts, config.limits)
     models = ModelList(client, up.url, config.models_cache_ttl)
+    if up.follow:
+        client.follower = Follower(client, models.targets,
+                                   lambda: (*models.known, *recorder.models_seen()))
     return Gateway(config, recorder, client, models), recorder
 
 
@@ -71,7 +75,10 @@ async def serve_until_stopped(config: Config, listen: tuple[str, ...],
         raise SystemExit(f"cannot listen on {address}: {exc.strerror}; pick a free port "
                          "with --listen-address or listen_addresses") from None
     bound = [f"{s.sockets[0].getsockname()[0]}:{s.sockets[0].getsockname()[1]}" for s in servers]
-    log.info("listening on %s, upstream %s", ", ".join(bound), config.upstream.url)
+    if gateway.client.follower is not None:  # never mistake ourselves for the upstream
+        gateway.client.follower.skip_ports = {s.sockets[0].getsockname()[1] for s in servers}
+    log.info("listening on %s, upstream %s%s", ", ".join(bound), config.upstream.url,
+             " (followed to a new port if it moves)" if config.upstream.follow else "")
     if ready is not None:
         ready.set_result(bound)
     await stop.wait()

@@ -27,6 +27,7 @@ __all__ = ["Config", "ConfigError", "Limits", "PerUser", "Timeouts", "Upstream",
 DEFAULT_LISTEN = "127.0.0.1:9180"  # loopback unless told otherwise
 DEFAULT_API_KEY_ENV = "GATEWAY_API_KEY"
 DEFAULT_URL_ENV = "GATEWAY_UPSTREAM_URL"
+DEFAULT_FOLLOW_ENV = "GATEWAY_UPSTREAM_FOLLOW"
 MIN_KEY_CHARS = 16
 KEY_FIX = ("export it, e.g. export GATEWAY_API_KEY=$(python3 -c "
            "'import secrets; print(secrets.token_urlsafe(32))')")
@@ -63,6 +64,7 @@ class Upstream:
     name: str
     url: str  # no trailing slash; Foundry root, optionally + /catalogs/local
     api_key: str | None = field(default=None, repr=False)
+    follow: bool = False  # re-find a loopback upstream that moved to another port (follow.py)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def _upstreams(doc: dict, p: Problems, environ: dict[str, str]) -> list[Upstream
 
 
 def _upstream(node: Any, path: str, p: Problems, environ: dict[str, str]) -> Upstream | None:
-    node = p.mapping(node, path, ("name", "url", "url_env", "api_key_env"))
+    node = p.mapping(node, path, ("name", "url", "url_env", "api_key_env", "follow", "follow_env"))
     if node is None:
         return None
     name = p.name(node, "name", path)
@@ -198,9 +200,27 @@ def _upstream(node: Any, path: str, p: Problems, environ: dict[str, str]) -> Ups
     api_key = None
     if "api_key_env" in node:
         api_key = p.env(node, "api_key_env", path, environ, "export it or remove api_key_env")
+    follow = _follow(node, path, p, environ)
+    if follow and urlsplit(url or "").hostname not in ("127.0.0.1", "localhost", "::1"):
+        p.add(f"{path}.follow", "only a loopback upstream can be followed to a new port; "
+              "set follow: false or point url at 127.0.0.1")
     if name is None or url is None:
         return None
-    return Upstream(name, url, api_key)
+    return Upstream(name, url, api_key, follow)
+
+
+def _follow(node: dict, path: str, p: Problems, environ: dict[str, str]) -> bool:
+    """``follow`` (default false), overridden by the variable ``follow_env`` names."""
+    env = p.string(node, "follow_env", path) or DEFAULT_FOLLOW_ENV
+    raw = environ.get(env, "").strip().lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    if raw:
+        p.add(f"{path}.follow_env", f"{env}={q(raw)} is not true or false; set it to true or false")
+        return False
+    return _boolean(node, "follow", path, False, p)
 
 
 def _check_url(url: str, path: str, p: Problems) -> str | None:

@@ -29,7 +29,7 @@ class ModelList:
                  clock=time.monotonic) -> None:
         self.client, self.ttl, self.clock = client, ttl, clock
         current, classic = loaded_urls(base_url)
-        self._targets = (urlsplit(current).path, urlsplit(classic).path)
+        self.targets = (urlsplit(current).path, urlsplit(classic).path)
         self._at = -1e18
         self._models: tuple[str, ...] = ()
         self._refresh: asyncio.Future | None = None
@@ -53,7 +53,7 @@ class ModelList:
                 self._refresh = None
 
     async def _fetch(self) -> tuple[str, ...]:
-        current, classic = self._targets
+        current, classic = self.targets
         status, body = await self._get(current)
         if status == 404:
             status, body = await self._get(classic)

@@ -85,6 +85,10 @@ class Recorder:
     def user(self, value: str | None) -> str:
         return self._users(value) if value else UNKNOWN_USER
 
+    def models_seen(self) -> tuple[str, ...]:
+        """Model ids the upstream served or listed (bounded): what the follower looks for."""
+        return tuple(self._models.seen)
+
     # -- events --------------------------------------------------------------
     def request(self, route: str, model: str, code: int, seconds: float | None,
                 user: str | None = None) -> None:

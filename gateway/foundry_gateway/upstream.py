@@ -415,6 +415,17 @@ class UpstreamClient:
         self._spare: _Conn | None = None
         self._refill: asyncio.Task | None = None
         self._closed = False
+        # Re-finds the upstream when it refuses connections (follow.py); None: never.
+        self.follower = None
+
+    def move_to(self, port: int) -> None:
+        """Send to ``port`` from now on (the follower found the upstream there)."""
+        self.port = port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.netloc = f"{host}:{port}".encode()
+        if self._spare is not None:
+            self._spare.abort()
+            self._spare = None
 
     def target(self, path: str) -> str:
         """Upstream request target for a gateway path (``/v1/...``, ``/models/loaded``)."""
@@ -431,6 +442,20 @@ class UpstreamClient:
         except OSError as exc:
             raise UpstreamError("connect", f"cannot connect to upstream: {exc.strerror or exc}") from None
         return conn
+
+    async def _connect_or_follow(self) -> _Conn:
+        """Connect; when refused and a follower finds the upstream elsewhere, connect there
+        (nothing was sent yet, so nothing is duplicated)."""
+        port = self.port
+        try:
+            return await self._connect()
+        except UpstreamError as exc:
+            if exc.reason != "connect" or self.follower is None:
+                raise
+            # Moved meanwhile by another request's scan, or found now: connect there.
+            if self.port == port and not await self.follower.relocate():
+                raise
+        return await self._connect()
 
     def _take_spare(self) -> _Conn | None:
         conn, self._spare = self._spare, None
@@ -465,7 +490,7 @@ class UpstreamClient:
         """Send on the spare connection (or a new one) and wait for the response head."""
         t = self.timeouts
         deadline = time.monotonic() + t.total
-        conn = self._take_spare() or await self._connect()
+        conn = self._take_spare() or await self._connect_or_follow()
         head = [b"%s %s HTTP/1.1" % (method.encode(), target.encode()),
                 b"host: " + self.netloc, b"connection: close"]
         if body or method == "POST":

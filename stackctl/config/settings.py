@@ -80,6 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("ALERT_REPEAT_INTERVAL", "4h", "How often a still-firing alert is sent again (Prometheus duration, e.g. 4h, 1d).", "alerting"),
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
     _S("GATEWAY_UPSTREAM_URL", "", "Foundry Local as the gateway sees it (on the host): the service root, plus /catalogs/local when it serves local models. Set by `up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
+    _S("GATEWAY_UPSTREAM_FOLLOW", "false", "true when the gateway re-finds Foundry Local on a new port by itself (a Foundry found through its CLI: its port changes on each start). Set by `up`; false for FOUNDRY_LOCAL_ENDPOINT and the embedded server.", "managed", managed=True),
     _S("GATEWAY_LISTEN", "", "Addresses the gateway listens on (loopback and the Docker bridge address). Set by `up`.", "managed", managed=True),
     _S("PROMETHEUS_SECRETS_DIR", "", "Folder (0700) holding the gateway key Prometheus scrapes with and its scrape target. Set by `up` to <STACK_STATE_DIR>/prometheus.", "managed", managed=True),
     _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
