@@ -44,9 +44,15 @@ def listen_addresses(gateway_port: int, bridge_ip: str | None) -> str:
     return ",".join(f"{h}:{gateway_port}" for h in hosts)
 
 
+def follows(source: str) -> bool:
+    """Whether the gateway re-finds Foundry on a new port by itself (gateway/foundry_gateway/
+    follow.py): for a Foundry discovery found through its CLI, whose port changes on each
+    start — never for FOUNDRY_LOCAL_ENDPOINT (an explicit setting is not second-guessed)
+    nor the embedded server (its supervisor keeps its port)."""
+    return source == "cli"
+
+
 def managed_env(stack: Stack, upstream_url: str, bridge_ip: str | None, *, follow: bool = False) -> dict[str, str]:
-    """``follow``: the gateway re-finds Foundry on a new port itself (gateway/foundry_gateway/
-    follow.py) — for a Foundry found through its CLI, whose port changes on each start."""
     return {"GATEWAY_UPSTREAM_URL": upstream_url,
             "GATEWAY_UPSTREAM_FOLLOW": "true" if follow else "false",
             "GATEWAY_LISTEN": listen_addresses(port(stack), bridge_ip)}

@@ -74,12 +74,12 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     view, started = foundry_link.ensure(stack, model=model, model_path=model_path, reporter=r)
     env_before = stack.env_file.read_bytes()
     try:
-        managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip(), follow=view.source == "cli")
+        managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip(), follow=door.follows(view.source))
         secrets_env, _ = door.render_prometheus_secrets(stack)
         # Every preflight has passed: now the managed keys reach .env (compose needs all).
         if envfile.set_managed(stack.env_file, managed | secrets_env | am_env):
             r.ok(f"gateway: {managed['GATEWAY_LISTEN']} → Foundry Local at {view.upstream_url}"
-                 + (" (followed to its new port when it restarts)" if view.source == "cli" else ""))
+                 + (" (followed to its new port when it restarts)" if door.follows(view.source) else ""))
         stack = stack.with_env(envfile.load(stack.env_file))
         _start_gateway(client, compose, stack, timeout)
         ok, detail = engine.curl_from_container(client, stack.env[OPENWEBUI.image_key],

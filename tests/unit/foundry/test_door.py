@@ -52,3 +52,10 @@ def test_supervisor_describes_deaths_and_backs_off():
     assert supervisor.next_backoff(1.0, 5.0) == 2.0
     assert supervisor.next_backoff(16.0, 5.0) == supervisor.BACKOFF_MAX_S
     assert supervisor.next_backoff(16.0, supervisor.HEALTHY_RUN_S) == supervisor.BACKOFF_FIRST_S
+
+
+def test_the_gateway_follows_only_a_foundry_found_through_its_cli(tmp_path):
+    assert [door.follows(src) for src in ("cli", "env", "embedded")] == [True, False, False]
+    s = _stack(tmp_path)
+    assert door.managed_env(s, "http://127.0.0.1:5000", None, follow=True)["GATEWAY_UPSTREAM_FOLLOW"] == "true"
+    assert door.managed_env(s, "http://127.0.0.1:5000", None)["GATEWAY_UPSTREAM_FOLLOW"] == "false"
