@@ -176,3 +176,16 @@ def test_token_cache_and_state_dir_are_private_whatever_they_were(tmp_path):
     assert old.read_text() == "fresh"
     assert old.stat().st_mode & 0o777 == 0o600
     assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports a test module under its package path, or its bare basename where
+    its folder is no package: two of one name make a whole run fail at collection."""
+    names: dict[str, list[str]] = {}
+    for path in (REPO / "tests").rglob("test_*.py"):
+        parts, folder = [path.stem], path.parent
+        while (folder / "__init__.py").exists():
+            parts.insert(0, folder.name)
+            folder = folder.parent
+        names.setdefault(".".join(parts), []).append(str(path.relative_to(REPO)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
