@@ -31,8 +31,9 @@ def up(c, model=None, model_path=None, timeout=None):
     R.info()
     R.ok(f"stack is up in {res.seconds:.0f}s — Foundry Local at {res.foundry.root_url} "
          f"({res.foundry.source}), models: {', '.join(res.foundry.chat_models) or 'none loaded'}")
+    width = max((len(BY_SERVICE[name].title) for name in res.urls), default=0)
     for name, url in res.urls.items():
-        R.info(f"  {BY_SERVICE[name].title:<11} {url}")
+        R.info(f"  {BY_SERVICE[name].title:<{width}}  {url}")
     R.info(f"  Sign in as {res.stack.env['WEBUI_ADMIN_EMAIL']}; the password is "
            f"WEBUI_ADMIN_PASSWORD in {res.stack.env_file} (mode 0600).")
     R.info(f"  Next: `{cmd('smoke')}` to check the whole path, `{cmd('status')}`, `{cmd('logs -f')}`.")

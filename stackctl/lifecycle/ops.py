@@ -90,8 +90,12 @@ def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -
 
 def status_table(rep: StatusReport) -> Table:
     t = Table(title=f"stack {rep.stack.project}", title_justify="left")
-    for col in ("service", "state", "health", "restarts", "url"):
+    for col in ("service", "state", "health", "restarts"):
         t.add_column(col)
+    # URLs are copied from here: never cut with an ellipsis (fold instead), and wide
+    # enough for the longest service URL on an 80-column terminal.
+    longest = max((len(u) for u in rep.urls.values()), default=0)
+    t.add_column("url", overflow="fold", min_width=min(longest, 40))
     for svc in rep.stack.services:
         s = rep.services.get(svc)
         url = rep.urls.get(svc, "")
