@@ -110,10 +110,13 @@ def _requests_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
             "Error ratio per model", "5xx answers / all chat and embedding requests.",
             "percentunit", [p.query(error_ratio("model"), "{{model}}")]))
         .with_panel(p.graph(
-            "Upstream errors by reason", "Upstream failures per interval, closed-set reason.",
+            "Upstream errors by reason", "Upstream failures per interval, closed-set reason; "
+            "'moved': Foundry Local re-found on a new port (a user's Foundry restarted).",
             "none", [p.query(
                 "sum by (reason) (increase(foundry_gateway_upstream_errors_total"
-                "[$__rate_interval]))", "{{reason}}")])
+                "[$__rate_interval]))", "{{reason}}"),
+                p.query("sum(increase(foundry_gateway_upstream_moves_total[$__rate_interval]))",
+                        "moved", ref_id="B")])
             .draw_style(common.GraphDrawStyle.BARS))
         .with_panel(p.graph(
             "All doors", "Every request by route and status: refused paths and missing "

@@ -33,7 +33,8 @@ def build(config: Config) -> tuple[Gateway, Recorder]:
     models = ModelList(client, up.url, config.models_cache_ttl)
     if up.follow:
         client.follower = Follower(client, models.targets,
-                                   lambda: (*models.known, *recorder.models_seen()))
+                                   lambda: (*models.known, *recorder.models_seen()),
+                                   on_move=recorder.upstream_moved)
     return Gateway(config, recorder, client, models), recorder
 
 

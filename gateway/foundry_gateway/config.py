@@ -32,6 +32,7 @@ MIN_KEY_CHARS = 16
 KEY_FIX = ("export it, e.g. export GATEWAY_API_KEY=$(python3 -c "
            "'import secrets; print(secrets.token_urlsafe(32))')")
 USER_HEADERS = {"name": "x-openwebui-user-name", "id": "x-openwebui-user-id"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # the only upstreams ``follow`` may re-find
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def _upstream(node: Any, path: str, p: Problems, environ: dict[str, str]) -> Ups
     if "api_key_env" in node:
         api_key = p.env(node, "api_key_env", path, environ, "export it or remove api_key_env")
     follow = _follow(node, path, p, environ)
-    if follow and urlsplit(url or "").hostname not in ("127.0.0.1", "localhost", "::1"):
+    if follow and urlsplit(url or "").hostname not in LOOPBACK_HOSTS:
         p.add(f"{path}.follow", "only a loopback upstream can be followed to a new port; "
               "set follow: false or point url at 127.0.0.1")
     if name is None or url is None:

@@ -39,7 +39,6 @@ from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MIN_INTERVAL_S = 2.0        # between two scans, however many requests fail meanwhile
 PROBE_TIMEOUTS = Timeouts(connect=0.5, first_byte=1.5, idle=1.5, total=2.0)
 PROBE_LIMITS = Limits(max_response_bytes=1 << 20)
@@ -98,14 +97,13 @@ class Follower:
     """Re-finds the upstream's port for ``client`` (see the module docstring)."""
 
     def __init__(self, client: UpstreamClient, listing_targets: tuple[str, ...],
-                 known: Callable[[], tuple[str, ...]], *,
+                 known: Callable[[], tuple[str, ...]], *, on_move: Callable[[], None] = lambda: None,
                  tables: Callable[[], list[str]] = read_tables, clock=time.monotonic) -> None:
         self.client, self.listing_targets, self.known = client, listing_targets, known
-        self.tables, self.clock = tables, clock
+        self.on_move, self.tables, self.clock = on_move, tables, clock
         self.skip_ports: set[int] = set()   # the gateway's own listeners (set once bound)
         self._last = -1e18
         self._scan: asyncio.Future | None = None
-        self.moves = 0
 
     async def relocate(self) -> bool:
         """True when the upstream now answers on another port (the client was moved)."""
@@ -137,7 +135,7 @@ class Follower:
                             "loopback", old)
             return False
         self.client.move_to(port)
-        self.moves += 1
+        self.on_move()
         log.warning("upstream moved: Foundry Local answers on :%d now (was :%d)", port, old)
         return True
 

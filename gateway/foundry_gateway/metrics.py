@@ -75,6 +75,9 @@ METRICS: tuple[Metric, ...] = (
            "Requests being proxied right now (chat and embeddings, canary excluded).", ()),
     Metric(f"{PREFIX}_upstream_errors", "counter",
            "Upstream failures by closed-set reason.", ("reason",)),
+    Metric(f"{PREFIX}_upstream_moves", "counter",
+           "Times the gateway found its upstream on a new port after it refused connections "
+           "(upstreams with follow: true; see \"An upstream that moved\").", ()),
     Metric(f"{PREFIX}_canary_requests", "counter",
            "Requests marked as the exporter's canary (X-Foundry-Canary: 1), by route and HTTP "
            "status: relayed, but counted only here, never in the real-traffic series "

@@ -85,6 +85,9 @@ class Recorder:
     def user(self, value: str | None) -> str:
         return self._users(value) if value else UNKNOWN_USER
 
+    def upstream_moved(self) -> None:
+        self.m["upstream_moves"].inc()
+
     def models_seen(self) -> tuple[str, ...]:
         """Model ids the upstream served or listed (bounded): what the follower looks for."""
         return tuple(self._models.seen)

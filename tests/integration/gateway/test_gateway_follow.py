@@ -85,7 +85,9 @@ def test_chat_follows_foundry_to_its_new_port_and_the_stranger_is_left_alone(sta
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"] is not None
         assert _chat(gw).status_code == 200  # and it stays there
-        assert sample(gw.metrics(), "foundry_gateway_upstream_errors_total", reason="connect") == 0
+        metrics = gw.metrics()
+        assert sample(metrics, "foundry_gateway_upstream_errors_total", reason="connect") == 0
+        assert sample(metrics, "foundry_gateway_upstream_moves_total") == 1
         # The stranger was asked (it listens on loopback) but never chosen, never sent the key.
         assert all("authorization" not in {k.lower() for k in h} for _, h in stranger.seen)
         assert {p for p, _ in stranger.seen} <= {"/status", "/openai/status", "/catalogs/local/models/loaded",
@@ -104,7 +106,9 @@ def test_without_follow_a_moved_foundry_is_a_502_naming_the_reason(start_gateway
     r = _chat(gw)
     assert r.status_code == 502
     assert "cannot connect to upstream" in r.text
-    assert sample(gw.metrics(), "foundry_gateway_upstream_errors_total", reason="connect") == 1
+    metrics = gw.metrics()
+    assert sample(metrics, "foundry_gateway_upstream_errors_total", reason="connect") == 1
+    assert sample(metrics, "foundry_gateway_upstream_moves_total") == 0
 
 
 def _upstream(url: str, *, follow: bool):
