@@ -35,6 +35,7 @@ from pathlib import Path
 from foundry_exporter.probes.listing import chat_candidates, parse_model_list
 
 from .config import Limits, Timeouts
+from .singleflight import SingleFlight
 from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -103,21 +104,15 @@ class Follower:
         self.on_move, self.tables, self.clock = on_move, tables, clock
         self.skip_ports: set[int] = set()   # the gateway's own listeners (set once bound)
         self._last = -1e18
-        self._scan: asyncio.Future | None = None
+        self._scan: SingleFlight[bool] = SingleFlight()
 
     async def relocate(self) -> bool:
         """True when the upstream now answers on another port (the client was moved)."""
-        if self._scan is None:
+        if not self._scan.running:
             if self.clock() - self._last < MIN_INTERVAL_S:
                 return False
             self._last = self.clock()
-            self._scan = asyncio.ensure_future(self._relocate())
-        scan = self._scan
-        try:
-            return await asyncio.shield(scan)
-        finally:
-            if scan.done() and self._scan is scan:
-                self._scan = None
+        return await self._scan.run(self._relocate)
 
     async def _relocate(self) -> bool:
         old = self.client.port

@@ -10,7 +10,6 @@ during a refresh share one upstream request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from foundry_exporter.probes.listing import chat_candidates, parse_model_list
 from foundry_exporter.probes.urls import loaded_urls
 
+from .singleflight import SingleFlight
 from .upstream import UpstreamClient, UpstreamError
 
 OWNED_BY = "foundry-local"
@@ -32,7 +32,7 @@ class ModelList:
         self.targets = (urlsplit(current).path, urlsplit(classic).path)
         self._at = -1e18
         self._models: tuple[str, ...] = ()
-        self._refresh: asyncio.Future | None = None
+        self._refresh: SingleFlight[tuple[str, ...]] = SingleFlight()
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -43,14 +43,7 @@ class ModelList:
         """Loaded chat models; raises UpstreamError when the upstream cannot say."""
         if self.clock() - self._at < self.ttl:
             return self._models
-        if self._refresh is None:
-            self._refresh = asyncio.ensure_future(self._fetch())
-        refresh = self._refresh
-        try:
-            return await asyncio.shield(refresh)
-        finally:
-            if refresh.done() and self._refresh is refresh:
-                self._refresh = None
+        return await self._refresh.run(self._fetch)
 
     async def _fetch(self) -> tuple[str, ...]:
         current, classic = self.targets
