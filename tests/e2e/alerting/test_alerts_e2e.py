@@ -15,7 +15,7 @@ What is real and what is shortened:
   pending, then firing after its real `for: 2m`; Prometheus sends it to Alertmanager,
   which notifies the receiver exactly once (bound NOTIFY_BOUND_S from the fault).
   A symptom it inhibits (posted: the real symptom rules need `for: 5m`-`10m`) is not
-  notified. `invoke status` and `invoke alerts` list the firing alert. Foundry
+  notified. `./stack status` and `./stack alerts` list the firing alert. Foundry
   restarted, Prometheus resolves the alert and a resolved notification arrives
   (bound RESOLVE_BOUND_S); status says "no alerts firing" again.
 - Why the wait is not shorter: the `for` is the rule (shortening it tests another
@@ -294,7 +294,7 @@ def test_the_real_rule_fires_after_its_for_and_notifies_exactly_once(stack, rece
     assert held >= RULE_FOR_S, f"notified {held:.0f}s after the rule went pending (for: {RULE_FOR_S}s)"
     assert alert["labels"]["target"] == fault.target and alert["labels"]["severity"] == "critical"
     assert alert["annotations"]["summary"] == f"Foundry Local {fault.target} is unreachable"
-    assert "invoke doctor" in alert["annotations"]["runbook"]
+    assert "`./stack doctor`" in alert["annotations"]["runbook"]
     assert [a["labels"]["alertname"] for a in body["alerts"]] == ["FoundryLocalDown"]
     print(f"\nFoundry stop → Prometheus pending: {fault.pending_after_s:.1f}s; "
           f"→ FoundryLocalDown notification: {fault.measured['notify_s']:.1f}s (bound {NOTIFY_BOUND_S}s)")
@@ -308,7 +308,7 @@ def test_status_and_alerts_list_the_firing_alert_with_its_runbook(stack, fault):
     assert "alerts firing (1):" in cp.stdout
     (shown,) = [ln for ln in cp.stdout.splitlines() if line in ln]
     assert shown.endswith(f": Foundry Local {fault.target} is unreachable"), shown
-    assert "runbook: README.md#troubleshooting - run `invoke doctor`" in cp.stdout
+    assert "runbook: README.md#troubleshooting - run `./stack doctor`" in cp.stdout
     listing = stack.invoke("alerts")
     assert listing.returncode == 0, listing.stdout + listing.stderr
     assert line in listing.stdout
