@@ -17,6 +17,7 @@ import prometheus_client
 from .config import Config
 from .follow import Follower
 from .models import ModelList
+from .pool import Pool
 from .proxy import Gateway
 from .recorder import Recorder
 from .server import serve_connection
@@ -27,15 +28,20 @@ DRAIN_SECONDS = 5.0
 
 
 def build(config: Config) -> tuple[Gateway, Recorder]:
-    recorder = Recorder(config.per_user.max_users)
-    up = config.upstream
-    client = UpstreamClient(up.url, up.api_key, config.timeouts, config.limits)
-    models = ModelList(client, up.url, config.models_cache_ttl)
-    if up.follow:
-        client.follower = Follower(client, models.targets,
-                                   lambda: (*models.known, *recorder.models_seen()),
-                                   on_move=recorder.upstream_moved)
-    return Gateway(config, recorder, client, models), recorder
+    recorder = Recorder(config.per_user.max_users,
+                        tuple((u.name, u.kind) for u in config.upstreams))
+    clients, lists = [], []
+    for up in config.upstreams:
+        client = UpstreamClient(up.url, up.api_key, config.timeouts, config.limits,
+                                up.auth_header, up.ca_file)
+        models = None if up.cloud else ModelList(client, up.url, config.models_cache_ttl)
+        if up.follow and models is not None:
+            client.follower = Follower(client, models.targets,
+                                       lambda m=models: (*m.known, *recorder.models_seen()),
+                                       on_move=recorder.upstream_moved)
+        clients.append(client)
+        lists.append(models)
+    return Gateway(config, recorder, Pool(config, clients, lists)), recorder
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -76,10 +82,13 @@ async def serve_until_stopped(config: Config, listen: tuple[str, ...],
         raise SystemExit(f"cannot listen on {address}: {exc.strerror}; pick a free port "
                          "with --listen-address or listen_addresses") from None
     bound = [f"{s.sockets[0].getsockname()[0]}:{s.sockets[0].getsockname()[1]}" for s in servers]
-    if gateway.client.follower is not None:  # never mistake ourselves for the upstream
-        gateway.client.follower.skip_ports = {s.sockets[0].getsockname()[1] for s in servers}
-    log.info("listening on %s, upstream %s%s", ", ".join(bound), config.upstream.url,
-             " (followed to a new port if it moves)" if config.upstream.follow else "")
+    for member in gateway.pool.members:  # never mistake ourselves for the upstream
+        if member.client.follower is not None:
+            member.client.follower.skip_ports = {s.sockets[0].getsockname()[1] for s in servers}
+    log.info("listening on %s, upstream %s", ", ".join(bound), ", ".join(
+        f"{u.name} {u.url}" + (" (cloud)" if u.cloud else "")
+        + (" (followed to a new port if it moves)" if u.follow else "")
+        for u in config.upstreams))
     if ready is not None:
         ready.set_result(bound)
     await stop.wait()
@@ -91,7 +100,7 @@ async def serve_until_stopped(config: Config, listen: tuple[str, ...],
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-    gateway.client.close()  # the spare upstream connection
+    gateway.pool.close()  # the prober, the spare upstream connections
     for s in servers:
         await s.wait_closed()
 

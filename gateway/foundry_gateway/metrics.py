@@ -8,7 +8,8 @@ rules: base units, ``_total`` only on counters, closed ``reason`` set).
 Label values are bounded: ``route`` and ``reason`` are closed sets below;
 ``model`` is a model the upstream served or listed (else ``other``, capped at
 ``MAX_MODELS``); ``user`` is opt-in and capped (the first ``max_users`` names
-seen, then ``other``). Prompts and keys never become labels.
+seen, then ``other``); ``upstream`` and ``kind`` are the configured upstreams'
+names and kinds (``local`` | ``cloud``). Prompts and keys never become labels.
 """
 
 from __future__ import annotations
@@ -89,6 +90,29 @@ METRICS: tuple[Metric, ...] = (
     Metric(f"{PREFIX}_user_tokens", "counter",
            "Tokens per user, model and type (opt-in, bounded like user_requests).",
            ("user", "model", "type")),
+    Metric(f"{PREFIX}_upstream_up", "gauge",
+           "1 while the upstream is in rotation, 0 while it is out (failing; probed back in). "
+           "With one upstream it is always 1: nothing to route around.", ("upstream", "kind")),
+    Metric(f"{PREFIX}_upstream_models", "gauge",
+           "Chat models the upstream can serve now (local: loaded, from its last listing; "
+           "cloud: the configured list).", ("upstream",)),
+    Metric(f"{PREFIX}_upstream_in_flight_requests", "gauge",
+           "Requests sent to the upstream and not finished (canary excluded).", ("upstream",)),
+    Metric(f"{PREFIX}_upstream_requests", "counter",
+           "Chat and embedding requests answered by each upstream, by its kind and the HTTP "
+           "status (canary excluded): local vs cloud share.", ("upstream", "kind", "code")),
+    Metric(f"{PREFIX}_upstream_wait_seconds", "histogram",
+           "Request sent to the upstream's response head: on Foundry Local, which answers one "
+           "request at a time, mostly the time spent queued behind others.", ("upstream",)),
+    Metric(f"{PREFIX}_upstream_time_to_first_token_seconds", "histogram",
+           "Streamed chats: request received to first content chunk, by the upstream that "
+           "served it.", ("upstream",)),
+    Metric(f"{PREFIX}_upstream_failures", "counter",
+           "Failures per upstream by the reasons of upstream_errors_total (every failure, "
+           "retried or not).", ("upstream", "reason")),
+    Metric(f"{PREFIX}_upstream_retries", "counter",
+           "Requests this upstream failed before the first byte of its answer and that were "
+           "sent to the next candidate.", ("upstream",)),
     Metric(f"{PREFIX}_build", "info", "Gateway version.", ("version",)),
 )
 

@@ -39,6 +39,10 @@ class ModelList:
         """The last list fetched (possibly stale), without I/O: for metric labels."""
         return self._models
 
+    def invalidate(self) -> None:
+        """The next ``get`` asks the upstream (the prober's check)."""
+        self._at = -1e18
+
     async def get(self) -> tuple[str, ...]:
         """Loaded chat models; raises UpstreamError when the upstream cannot say."""
         if self.clock() - self._at < self.ttl:

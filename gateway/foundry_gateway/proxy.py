@@ -10,6 +10,7 @@ APIError) and a properly terminated body, never a silently cut stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -20,12 +21,13 @@ from foundry_exporter.probes.activity import CANARY_HEADER
 from .activity import Activity
 from .config import Config
 from .metrics import NONE
-from .models import ModelList, list_body, model_object
+from .models import list_body, model_object
+from .pool import Attempt, NoRoute, Pool
 from .recorder import CanaryRecorder, Recorder
 from .relay import StreamRelay, usage_of
 from .routes import Route, route
 from .server import ClientConnection, ClientGone, Request
-from .upstream import UpstreamClient, UpstreamError
+from .upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ _FORWARD_REQUEST = (b"content-type", b"accept", b"user-agent")
 _CANARY = CANARY_HEADER.lower().encode()  # the exporter's mark: relayed, never counted as real
 _JSON = [(b"content-type", b"application/json")]
 _TIMEOUTS = {"connect_timeout", "header_timeout", "idle_timeout", "total_timeout"}
+UPSTREAM_HEADER = b"x-foundry-upstream"  # which upstream answered (its configured name)
+MODEL_HEADER = b"x-foundry-model"        # the real model sent there, when a route or fallback chose it
+RETRY_DRAIN_BYTES = 64 * 1024            # a 5xx body read (and dropped) before retrying elsewhere
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection first"
 # Inter-token gaps reach the histogram in batches at most this old: observing each
 # one as it happens cost more than relaying the token.
@@ -87,9 +92,9 @@ def response_headers(upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
 
 
 class Gateway:
-    def __init__(self, config: Config, recorder: Recorder, client: UpstreamClient,
-                 models: ModelList) -> None:
-        self.config, self.rec, self.client, self.models = config, recorder, client, models
+    def __init__(self, config: Config, recorder: Recorder, pool: Pool) -> None:
+        self.config, self.rec, self.pool = config, recorder, pool
+        self.client = pool.members[0].client  # the first upstream's (single-upstream paths)
         self.canary = CanaryRecorder(recorder)
         self.activity = Activity()
         self.key = config.api_key.encode()
@@ -113,6 +118,8 @@ class Gateway:
         elif r.name == "activity":  # key holders only, whatever metrics_require_key says
             await out.respond_json(200, self.activity.report(time.monotonic(), time.time()))
         elif r.name == "metrics":
+            for m in self.pool.members:
+                self.rec.upstream_state(m.name, m.up, len(m.loaded))
             text = await asyncio.to_thread(self.rec.render)
             await out.respond(200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
                               text)
@@ -136,8 +143,10 @@ class Gateway:
         await out.respond_json(r.status, error_doc(r.message, codes[r.status], kind), extra)
         self.rec.request("refused", NONE, r.status, None)
 
-    async def _upstream_failed(self, out: ClientConnection, exc: UpstreamError) -> int:
-        self.rec.upstream_error(exc.reason)
+    async def _upstream_failed(self, out: ClientConnection, exc: UpstreamError,
+                               counted: bool = False) -> int:
+        if not counted:
+            self.rec.upstream_error(exc.reason)
         log.warning("upstream %s: %s", exc.reason, exc)
         status = status_for(exc.reason)
         await out.respond_json(status, error_doc(f"upstream: {exc}", exc.reason))
@@ -146,7 +155,7 @@ class Gateway:
     # -- the gateway's own answers ----------------------------------------------
     async def _models(self, out: ClientConnection, r: Route, received: float) -> None:
         try:
-            models = await self.models.get()
+            models = await self.pool.listing()
         except UpstreamError as exc:
             code = await self._upstream_failed(out, exc)
         else:
@@ -165,6 +174,17 @@ class Gateway:
 
     async def _loaded(self, out: ClientConnection, target: str, received: float) -> None:
         code = 502
+        if self.pool.fleet:  # the union of the local members' loaded models, as a JSON list
+            try:
+                await self.pool.listing()
+            except UpstreamError as exc:
+                code = await self._upstream_failed(out, exc)
+            else:
+                code = 200
+                await out.respond(200, _JSON, json.dumps(list(dict.fromkeys(
+                    m for x in self.pool.local if x.up for m in x.loaded))).encode())
+            self.rec.request("loaded", NONE, code, time.monotonic() - received)
+            return
         try:
             exchange = await self.client.send("GET", self.client.target(target),
                                               [(b"accept", b"application/json")])
@@ -200,18 +220,19 @@ class Gateway:
         if not canary:
             self.rec.in_flight.inc()
             self.activity.begin(received)
-        model, code = rec.model(requested, requested in self.models.known), 502
+        model, code = rec.model(requested, self.pool.known(requested)), 502
         try:
             try:
-                exchange = await self.client.send("POST", self.client.target(target), forward, body)
-            except UpstreamError as exc:
-                code = await self._upstream_failed(out, exc)
+                attempts = await self.pool.attempts(requested, doc)
+            except NoRoute as exc:
+                code = exc.status
+                kind = "invalid_request_error" if code < 500 else "gateway_error"
+                await out.respond_json(code, error_doc(str(exc), "no_upstream" if code == 503
+                                                       else "model_not_found", kind))
                 return
-            try:
-                code, model = await self._answer(out, name, exchange, requested, strip,
-                                                 received, user, rec)
-            finally:
-                exchange.close()
+            code, model = await self._attempt_all(out, name, target, forward, body, doc,
+                                                  attempts, requested, strip, received, user,
+                                                  rec, model)
         except ClientGone:
             code = CLIENT_CLOSED
         finally:
@@ -221,30 +242,91 @@ class Gateway:
                 self.activity.end(done)
             rec.request(name, model, code, done - received, user)
 
+    async def _attempt_all(self, out: ClientConnection, name: str, target: str,
+                           forward: list[tuple[bytes, bytes]], body: bytes, doc: dict | None,
+                           attempts: list[Attempt], requested: str | None, strip: bool,
+                           received: float, user: str | None, rec, model: str) -> tuple[int, str]:
+        """Each attempt in turn until one answers without failing before its first byte.
+
+        Nothing has reached the client before an attempt is given up, so a retry
+        never duplicates a started answer; once a head is relayed, it is final."""
+        for i, attempt in enumerate(attempts):
+            member, last = attempt.member, i == len(attempts) - 1
+            sent = body
+            if attempt.model != (requested or "") and doc is not None:
+                sent = json.dumps({**doc, "model": attempt.model}, separators=(",", ":")).encode()
+            self.pool.begin(member)
+            rec.upstream_in_flight(member.name, +1)
+            started = time.monotonic()
+            try:
+                try:
+                    exchange = await member.client.send(
+                        "POST", member.client.target(target), forward, sent)
+                except UpstreamError as exc:
+                    rec.upstream_failure(member.name, exc.reason)
+                    self.pool.failed(member, exc.reason)
+                    if last:
+                        return await self._upstream_failed(out, exc, counted=True), model
+                    rec.upstream_retry(member.name)
+                    log.warning("upstream %s %s before answering (%s); trying %s", member.name,
+                                exc.reason, exc, attempts[i + 1].member.name)
+                    continue
+                try:
+                    rec.upstream_wait(member.name, time.monotonic() - started)
+                    if exchange.status >= 500 and not last:
+                        await _drain(exchange)
+                        rec.upstream_failure(member.name, "http_5xx")
+                        rec.upstream_retry(member.name)
+                        self.pool.failed(member, "http_5xx")
+                        log.warning("upstream %s answered %d; trying %s", member.name,
+                                    exchange.status, attempts[i + 1].member.name)
+                        continue
+                    if exchange.status < 500:
+                        self.pool.succeeded(member)
+                    else:
+                        self.pool.failed(member, "http_5xx")
+                    extra = [(UPSTREAM_HEADER, member.name.encode())]
+                    if attempt.model != (requested or ""):
+                        extra.append((MODEL_HEADER, attempt.model.encode()))
+                    code, model = await self._answer(out, name, exchange, requested, strip,
+                                                     received, user, rec, member.name, extra)
+                    rec.upstream_request(member.name, member.upstream.kind, code)
+                    return code, model
+                finally:
+                    exchange.close()
+            finally:
+                self.pool.end(member)
+                rec.upstream_in_flight(member.name, -1)
+        raise AssertionError("plan() returns at least one attempt")
+
     async def _answer(self, out: ClientConnection, name: str, exchange, requested: str | None,
                       strip: bool, received: float, user: str | None,
-                      rec: Recorder | CanaryRecorder) -> tuple[int, str]:
+                      rec: Recorder | CanaryRecorder, upstream: str,
+                      extra: list[tuple[bytes, bytes]]) -> tuple[int, str]:
         status = exchange.status
-        model = rec.model(requested, status < 400 or requested in self.models.known)
+        model = rec.model(requested, status < 400 or self.pool.known(requested))
         if 300 <= status < 400:
             return await self._upstream_failed(out, UpstreamError(
                 "redirect", f"answered {status}; the gateway does not follow redirects")), model
         if status >= 500:
-            self.rec.upstream_error("http_5xx")
+            rec.upstream_failure(upstream, "http_5xx")
         if exchange.header(b"content-type").startswith(b"text/event-stream"):
-            return await self._stream(out, exchange, model, strip, received, user, rec), model
+            return await self._stream(out, exchange, model, strip, received, user, rec,
+                                      upstream, extra), model
         try:
             payload = await exchange.read_all()
         except UpstreamError as exc:
-            return await self._upstream_failed(out, exc), model
-        await out.respond(status, response_headers(exchange.headers), payload)
+            rec.upstream_failure(upstream, exc.reason)
+            return await self._upstream_failed(out, exc, counted=True), model
+        await out.respond(status, response_headers(exchange.headers) + extra, payload)
         if status == 200:
             prompt, completion = usage_of(payload)
             rec.tokens(model, prompt, completion, user)
         return status, model
 
     async def _stream(self, out: ClientConnection, exchange, model: str, strip: bool,
-                      received: float, user: str | None, rec: Recorder | CanaryRecorder) -> int:
+                      received: float, user: str | None, rec: Recorder | CanaryRecorder,
+                      upstream: str, extra: list[tuple[bytes, bytes]]) -> int:
         """Relay an event stream from the upstream connection's own callback.
 
         Per upstream read: frame check, the relay's byte scan, one client write.
@@ -253,7 +335,8 @@ class Gateway:
         relay = StreamRelay(strip)
         stats = relay.stats
         gaps, generation = rec.stream_timing(model)
-        out.start(exchange.status, response_headers(exchange.headers))
+        upstream_ttft = rec.upstream_ttft(upstream)
+        out.start(exchange.status, response_headers(exchange.headers) + extra)
         code = exchange.status
         clock = time.monotonic
         flushed = [0.0]
@@ -282,6 +365,7 @@ class Gateway:
                     draining.add(loop.create_task(resume_when_drained()))
             if first is None and stats.first_content_at is not None:
                 rec.ttft(model, now - received)
+                upstream_ttft.observe(now - received)
                 flushed[0] = now
             elif stats.gaps and now - flushed[0] >= GAP_FLUSH_SECONDS:
                 _observe_all(gaps, stats.gaps)
@@ -293,8 +377,8 @@ class Gateway:
             if tail:
                 await out.send(tail)
         except UpstreamError as exc:
-            rec.upstream_error(exc.reason)
-            log.warning("upstream %s mid-stream: %s", exc.reason, exc)
+            rec.upstream_failure(upstream, exc.reason)
+            log.warning("upstream %s %s mid-stream: %s", upstream, exc.reason, exc)
             code = status_for(exc.reason)
             event = json.dumps(error_doc(f"upstream: {exc}", exc.reason))
             await out.send(f"data: {event}\n\n".encode())
@@ -304,9 +388,19 @@ class Gateway:
         if stats.first_content_at is not None:
             generation.inc(time.monotonic() - stats.first_content_at)
         if stats.invalid_events:
-            rec.upstream_error("invalid_sse")
+            rec.upstream_failure(upstream, "invalid_sse")
         rec.tokens(model, stats.prompt_tokens, stats.completion_tokens, user)
         return code
+
+
+async def _drain(exchange) -> None:
+    """Read (at most RETRY_DRAIN_BYTES of) a failed answer that will not be relayed."""
+    with contextlib.suppress(UpstreamError):
+        got = 0
+        async for piece in exchange.body():
+            got += len(piece)
+            if got > RETRY_DRAIN_BYTES:
+                break
 
 
 def _observe_all(histogram, values: list[float]) -> None:

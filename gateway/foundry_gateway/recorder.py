@@ -63,7 +63,8 @@ def _build(registry: CollectorRegistry) -> dict[str, object]:
 
 
 class Recorder:
-    def __init__(self, max_users: int = 20) -> None:
+    def __init__(self, max_users: int = 20, upstreams: tuple[tuple[str, str], ...] = ()) -> None:
+        """``upstreams``: (name, kind) of each configured upstream, exported from the start."""
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         self.m = _build(self.registry)
@@ -72,6 +73,13 @@ class Recorder:
         self._users = BoundedLabel(max_users)
         for reason in UPSTREAM_ERROR_REASONS:  # every reason exported from the start (0)
             self.m["upstream_errors"].labels(reason)
+        self._kinds = dict(upstreams)
+        for name, kind in upstreams:
+            self.m["upstream_up"].labels(name, kind).set(1)
+            self.m["upstream_in_flight_requests"].labels(name)
+            self.m["upstream_retries"].labels(name)
+            for reason in UPSTREAM_ERROR_REASONS:
+                self.m["upstream_failures"].labels(name, reason)
         assert set(self.m) == {m.name.removeprefix("foundry_gateway_") for m in METRICS}
         assert metric("requests").type == "counter"
 
@@ -120,6 +128,31 @@ class Recorder:
     def upstream_error(self, reason: str) -> None:
         self.m["upstream_errors"].labels(reason).inc()
 
+    # -- per upstream (names from the config: bounded) ------------------------
+    def upstream_failure(self, upstream: str, reason: str) -> None:
+        """A failure of one upstream: counted per upstream and in upstream_errors_total."""
+        self.m["upstream_errors"].labels(reason).inc()
+        self.m["upstream_failures"].labels(upstream, reason).inc()
+
+    def upstream_retry(self, upstream: str) -> None:
+        self.m["upstream_retries"].labels(upstream).inc()
+
+    def upstream_in_flight(self, upstream: str, delta: int) -> None:
+        self.m["upstream_in_flight_requests"].labels(upstream).inc(delta)
+
+    def upstream_request(self, upstream: str, kind: str, code: int) -> None:
+        self.m["upstream_requests"].labels(upstream, kind, str(code)).inc()
+
+    def upstream_wait(self, upstream: str, seconds: float) -> None:
+        self.m["upstream_wait_seconds"].labels(upstream).observe(seconds)
+
+    def upstream_ttft(self, upstream: str) -> Histogram:
+        return self.m["upstream_time_to_first_token_seconds"].labels(upstream)
+
+    def upstream_state(self, upstream: str, up: bool, models: int) -> None:
+        self.m["upstream_up"].labels(upstream, self._kinds.get(upstream, "local")).set(int(up))
+        self.m["upstream_models"].labels(upstream).set(models)
+
     @property
     def in_flight(self) -> Gauge:
         return self.m["in_flight_requests"]
@@ -154,6 +187,8 @@ class CanaryRecorder:
         self._rec = rec
         self.model = rec.model
         self.upstream_error = rec.upstream_error
+        self.upstream_failure = rec.upstream_failure
+        self.upstream_retry = rec.upstream_retry
 
     def request(self, route: str, _model: str, code: int, _seconds: float | None,
                 _user: str | None = None) -> None:
@@ -161,6 +196,18 @@ class CanaryRecorder:
 
     def tokens(self, *_args: object) -> None:
         pass
+
+    def upstream_in_flight(self, *_args: object) -> None:
+        pass
+
+    def upstream_request(self, *_args: object) -> None:
+        pass
+
+    def upstream_wait(self, *_args: object) -> None:
+        pass
+
+    def upstream_ttft(self, _upstream: str) -> _Discard:
+        return _DISCARD
 
     def ttft(self, _model: str, _seconds: float) -> None:
         pass

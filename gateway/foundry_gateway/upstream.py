@@ -30,6 +30,7 @@ import asyncio
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
@@ -404,13 +405,22 @@ class UpstreamClient:
     """Requests to one upstream base URL (root, optionally + /catalogs/local)."""
 
     def __init__(self, base_url: str, api_key: str | None, timeouts: Timeouts,
-                 limits: Limits) -> None:
+                 limits: Limits, auth_header: str = "authorization",
+                 ca_file: str | None = None) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
         self.base_path = parts.path.rstrip("/")
         self.netloc = parts.netloc.encode()
         self.api_key = api_key
+        self._auth = b""
+        if api_key:  # Bearer (OpenAI, edge gateways) or Azure OpenAI's api-key header
+            self._auth = (b"api-key: " if auth_header == "api-key"
+                          else b"authorization: Bearer ") + api_key.encode()
+        # https (a cloud upstream, an edge behind TLS): verified against the system's CAs
+        # or ca_file; never unverified.
+        self._ssl = ssl.create_default_context(cafile=ca_file) if self.tls else None
         self.timeouts, self.limits = timeouts, limits
         self._spare: _Conn | None = None
         self._refill: asyncio.Task | None = None
@@ -436,9 +446,13 @@ class UpstreamClient:
         t = self.timeouts
         try:
             async with asyncio.timeout(t.connect):
-                _, conn = await loop.create_connection(lambda: _Conn(loop), self.host, self.port)
+                _, conn = await loop.create_connection(
+                    lambda: _Conn(loop), self.host, self.port, ssl=self._ssl,
+                    server_hostname=self.host if self.tls else None)
         except TimeoutError:
             raise UpstreamError("connect_timeout", f"no connection to upstream in {t.connect:g}s") from None
+        except ssl.SSLError as exc:
+            raise UpstreamError("connect", f"TLS with upstream failed: {exc.reason or exc}") from None
         except OSError as exc:
             raise UpstreamError("connect", f"cannot connect to upstream: {exc.strerror or exc}") from None
         return conn
@@ -495,8 +509,8 @@ class UpstreamClient:
                 b"host: " + self.netloc, b"connection: close"]
         if body or method == "POST":
             head.append(b"content-length: %d" % len(body))
-        if self.api_key:
-            head.append(b"authorization: Bearer " + self.api_key.encode())
+        if self._auth:
+            head.append(self._auth)
         head += [k + b": " + v for k, v in headers]
         try:
             status, response_headers = await conn.start(
