@@ -13,9 +13,9 @@ Policy, in order (``routing`` in the config):
 - for each model, the local members that have it loaded, least busy first
   (fewest in-flight requests; ties rotate), then the cloud members offering it
   — unless the model or route is ``local_only``;
-- a local model no local member can take (not loaded anywhere in rotation, or
-  a prompt longer than ``context_tokens`` says its window is) falls back to
-  ``cloud_fallback`` — again never for a local-only model;
+- a local model falls back to ``cloud_fallback``, tried after the local members
+  (so also when they fail before answering) and before those whose window
+  ``context_tokens`` says the prompt exceeds — never for a local-only model;
 - out-of-rotation members are not tried; with none left the request fails
   with a one-line reason (503), and a local-only request never reaches a cloud.
 
@@ -110,8 +110,7 @@ def plan(requested: str | None, routing: Routing, members: list[Member],
                          if m.cloud and m.up and model in m.upstream.models]
     cloud_models = {m for x in members if x.cloud for m in x.upstream.models}
     fallback = routing.cloud_fallback
-    if fallback and not local_only and route is None and requested not in cloud_models \
-            and not any(not a.member.cloud for a in attempts):
+    if fallback and not local_only and route is None and requested not in cloud_models:
         attempts += [Attempt(m, fallback) for m in members
                      if m.cloud and m.up and fallback in m.upstream.models]
     attempts += deferred

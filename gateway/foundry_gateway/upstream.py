@@ -451,6 +451,10 @@ class UpstreamClient:
                     server_hostname=self.host if self.tls else None)
         except TimeoutError:
             raise UpstreamError("connect_timeout", f"no connection to upstream in {t.connect:g}s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise UpstreamError("connect", "certificate verify failed: "
+                                f"{exc.verify_message or exc.reason}; if the upstream uses a "
+                                "private CA, set ca_file to its bundle") from None
         except ssl.SSLError as exc:
             raise UpstreamError("connect", f"TLS with upstream failed: {exc.reason or exc}") from None
         except OSError as exc:
