@@ -54,7 +54,7 @@ class OpenAIStandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
+            def do_GET(self) -> None:
                 if self.path in ("/v1/models", "/models/loaded"):
                     if self.path == "/models/loaded":
                         self._send(200, list(standin.models))
@@ -65,7 +65,7 @@ class OpenAIStandIn:
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 auth = self.headers.get("authorization", "")

@@ -93,12 +93,12 @@ def test_each_answer_names_its_upstream(fleet, cloud) -> None:
 
 def test_a_failure_before_the_first_byte_is_retried_on_the_next_upstream(fleet, flaky) -> None:
     flaky.mode = "fail500"
-    with fleet.client(headers=AUTH) as c:
-        with c.stream("POST", "/v1/chat/completions", json=_chat("flaky-first", stream=True)) as r:
-            body = r.read()
-            assert r.status_code == 200, body
-            assert r.headers["x-foundry-upstream"] == "real"
-            assert r.headers["x-foundry-model"] == TINY_MODEL_ID
+    with fleet.client(headers=AUTH) as c, \
+            c.stream("POST", "/v1/chat/completions", json=_chat("flaky-first", stream=True)) as r:
+        body = r.read()
+        assert r.status_code == 200, body
+        assert r.headers["x-foundry-upstream"] == "real"
+        assert r.headers["x-foundry-model"] == TINY_MODEL_ID
     assert body.count(b"data: [DONE]") == 1  # one answer, not a failed one and a good one
     assert len(flaky.requests) == 1
     m = fleet.metrics()
