@@ -41,6 +41,7 @@ _JSON = [(b"content-type", b"application/json")]
 _TIMEOUTS = {"connect_timeout", "header_timeout", "idle_timeout", "total_timeout"}
 UPSTREAM_HEADER = b"x-foundry-upstream"  # which upstream answered (its configured name)
 MODEL_HEADER = b"x-foundry-model"        # the real model sent there, when a route or fallback chose it
+_OWN = {UPSTREAM_HEADER, MODEL_HEADER}    # ours: an upstream's (an edge gateway's) are replaced
 RETRY_DRAIN_BYTES = 64 * 1024            # a 5xx body read (and dropped) before retrying elsewhere
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection first"
 # Inter-token gaps reach the histogram in batches at most this old: observing each
@@ -86,7 +87,7 @@ def response_headers(upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
     """Upstream headers minus hop-by-hop ones, exact duplicates dropped (Foundry repeats some)."""
     out: list[tuple[bytes, bytes]] = []
     for pair in upstream:
-        if pair[0] not in _HOP and pair not in out:
+        if pair[0] not in _HOP and pair[0] not in _OWN and pair not in out:
             out.append(pair)
     return out
 

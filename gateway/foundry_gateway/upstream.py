@@ -38,6 +38,14 @@ from urllib.parse import urlsplit
 from .config import Limits, Timeouts
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# A peer that vanished (host off the LAN, cable out: no RST ever comes) is noticed in
+# DEAD_PEER_S, not at the first-byte timeout (minutes: Foundry queues requests): data we
+# sent unacknowledged that long, or keepalive probes unanswered, end the connection
+# (TCP_USER_TIMEOUT, keepalive). A busy Foundry still ACKs, so a long wait is not cut.
+DEAD_PEER_S = 10
+_KEEPALIVE = tuple((getattr(socket, name), value) for name, value in (
+    ("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3),
+    ("TCP_USER_TIMEOUT", DEAD_PEER_S * 1000)) if hasattr(socket, name))
 MAX_HEAD = 64 * 1024
 SPARE_MAX_AGE = 10.0  # seconds an unused spare connection is trusted
 _STATUS = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: [^\r\n]*)?")
@@ -106,6 +114,9 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in _KEEPALIVE:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
         if _QUICKACK is not None:
             # Our own handle on the socket (a dup): the loop's wrapper builds a socket
             # object, with a getsockname call, on every setsockopt (profiled: per read).

@@ -138,3 +138,35 @@ class OpenAIStandIn:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run it as its own process (inside a network namespace: a socket belongs to the
+    namespace of the process that creates it); ``--count-file`` gets the request list."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--tls-dir", type=Path)
+    ap.add_argument("--name", default="cloud")
+    ap.add_argument("--count-file", type=Path, required=True)
+    args = ap.parse_args(argv)
+    server = OpenAIStandIn(tuple(args.model), args.key, args.host, args.port, args.tls_dir,
+                           args.name)
+
+    class Recorded(list):
+        def append(self, item) -> None:
+            super().append(item)
+            tmp = args.count_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(list(self)))
+            tmp.replace(args.count_file)
+
+    server.requests = Recorded()
+    server.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Several real Foundry hosts and a cloud behind one gateway, on one machine.
+
+Three network namespaces play three machines: each runs the real Foundry Local
+runtime with the tiny model on ITS loopback (unreachable from outside), and in
+front of it the edge gateway (gateway/config.edge.yml, what ``./stack edge``
+runs) on the namespace's own address with its own key. A fourth namespace holds
+the "cloud": an OpenAI-compatible stand-in behind TLS wanting its own key. The
+stack's gateway (the real server code, in this process) routes across them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from foundry_gateway import pool
+from foundry_gateway.config import load_config
+from stackctl.foundry import state as foundry_state
+from stackctl.foundry.paths import FoundryPaths
+from tests.integration.gateway.conftest import AUTH, KEY, RunningGateway, sample
+from tests.plugins.common import REPO, wait_for
+from tests.plugins.foundry import TINY_MODEL_ID
+from tests.plugins.netns import Host
+from tests.plugins.openai_standin import OpenAIStandIn
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI is root)")
+
+EDGE_PORT, FOUNDRY_PORT = 9180, 5273
+CLOUD_KEY = "cloud-key-0123456789abcdef"
+CLOUD_MODEL = "gpt-standin"
+HOSTS = 3
+EDGE_CONFIG = REPO / "gateway" / "config.edge.yml"
+
+# The embedded server as `./stack foundry.serve` runs it: supervised (restarted after a crash).
+_SERVE = """
+import sys
+from pathlib import Path
+from stackctl.foundry import serve
+from tests.plugins.foundry import TINY_MODEL_ALIAS, TINY_MODEL_DIR
+serve(Path(sys.argv[1]), port=int(sys.argv[2]), model_path=str(TINY_MODEL_DIR),
+      name=TINY_MODEL_ALIAS, supervise=True)
+"""
+
+
+def edge_key(n: int) -> str:
+    return f"edge-{n}-key-0123456789abcdef"
+
+
+class Fleet:
+    def __init__(self, root: Path) -> None:
+        tag = str(os.getpid() % 10000)
+        self.root = root
+        self.hosts = [Host(n, tag) for n in range(1, HOSTS + 1)]
+        self.cloud_host = Host(HOSTS + 1, tag)
+        self.cloud: OpenAIStandIn | None = None
+
+    def state_dir(self, host: Host) -> Path:
+        return self.root / host.name / "foundry"
+
+    def start(self) -> Fleet:
+        for host in [*self.hosts, self.cloud_host]:
+            host.create()
+        serving = []
+        for host in self.hosts:  # the Foundry servers start in parallel (each ~5-10 s)
+            self.state_dir(host).mkdir(parents=True)
+            serving.append((host, host.spawn([sys.executable, "-c", _SERVE, str(self.state_dir(host)),
+                                              str(FOUNDRY_PORT)], self.root / f"{host.name}-serve.log",
+                                             {"PYTHONPATH": os.pathsep.join(sys.path)})))
+        for host, proc in serving:
+            if proc.wait(180) != 0:
+                raise RuntimeError(f"Foundry in {host.name} did not start: "
+                                   + (self.root / f"{host.name}-serve.log").read_text()[-2000:])
+        for host in self.hosts:
+            host.spawn([sys.executable, "-m", "foundry_gateway", "--config", str(EDGE_CONFIG),
+                        "--listen-address", f"{host.address}:{EDGE_PORT}"],
+                       self.root / f"{host.name}-edge.log",
+                       {"EDGE_API_KEY": edge_key(host.n),
+                        "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{FOUNDRY_PORT}/catalogs/local",
+                        "GATEWAY_UPSTREAM_FOLLOW": "true",
+                        "PYTHONPATH": os.pathsep.join(sys.path)})
+        for host in self.hosts:
+            wait_for(lambda h=host: httpx.get(f"http://{h.address}:{EDGE_PORT}/healthz",
+                                              timeout=1).status_code == 200,
+                     f"edge gateway in {host.name}", timeout=30, interval=0.2)
+        # The cloud: a socket belongs to the namespace of the process that creates it,
+        # so the stand-in runs as a child process inside its namespace.
+        self.cloud_proc = self.cloud_host.spawn(
+            [sys.executable, "-m", "tests.plugins.openai_standin", "--host", self.cloud_host.address,
+             "--port", "8443", "--key", CLOUD_KEY, "--model", CLOUD_MODEL,
+             "--tls-dir", str(self.root), "--count-file", str(self.root / "cloud-requests.json")],
+            self.root / "cloud.log", {"PYTHONPATH": os.pathsep.join(sys.path)})
+        wait_for(lambda: (self.root / "cloud-ca.pem").exists() and self._cloud_answers(),
+                 "cloud stand-in", timeout=30, interval=0.2)
+        return self
+
+    def _cloud_answers(self) -> bool:
+        try:
+            httpx.get(f"https://{self.cloud_host.address}:8443/v1/models", timeout=1,
+                      verify=ssl.create_default_context(cafile=str(self.root / "cloud-ca.pem")))
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def cloud_requests(self) -> list[dict]:
+        path = self.root / "cloud-requests.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def foundry_pid(self, host: Host) -> int:
+        live, _ = foundry_state.read_live(FoundryPaths(self.state_dir(host)))
+        assert live is not None, f"no live Foundry in {host.name}"
+        return live.pid
+
+    def config_yaml(self, hosts: list[Host], routing: str = "", cloud: bool = True) -> str:
+        lines = ["upstreams:"]
+        for h in hosts:
+            lines.append(f"  - {{name: host{h.n}, url: \"http://{h.address}:{EDGE_PORT}\", "
+                         f"api_key_env: EDGE_{h.n}_KEY, models: [\"{TINY_MODEL_ID}\"]}}")
+        if cloud:
+            lines.append(f"  - {{name: cloud, kind: cloud, url: \"https://{self.cloud_host.address}:8443\", "
+                         f"api_key_env: CLOUD_KEY, models: [{CLOUD_MODEL}], "
+                         f"ca_file: \"{self.root / 'cloud-ca.pem'}\"}}")
+        return "\n".join(lines) + "\n" + routing
+
+    def gateway(self, hosts: list[Host], routing: str = "", cloud: bool = True) -> RunningGateway:
+        path = self.root / f"central-{time.monotonic_ns()}.yml"
+        path.write_text(self.config_yaml(hosts, routing, cloud))
+        env = {"GATEWAY_API_KEY": KEY, "CLOUD_KEY": CLOUD_KEY,
+               **{f"EDGE_{h.n}_KEY": edge_key(h.n) for h in self.hosts}}
+        return RunningGateway(load_config(path, environ=env)).start()
+
+    def stop(self) -> None:
+        for host in [*self.hosts, self.cloud_host]:
+            host.delete()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory) -> Fleet:
+    f = Fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        yield f.start()
+    finally:
+        f.stop()
+
+
+def _chat(model: str, max_tokens: int = 16, **extra) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": "Tell me a long story"}],
+            "max_tokens": max_tokens, "temperature": 0, **extra}
+
+
+def _stream(client: httpx.Client, model: str, max_tokens: int = 16) -> dict:
+    """One streamed chat: status, serving upstream, whether content arrived, a clean end."""
+    started = time.monotonic()
+    with client.stream("POST", "/v1/chat/completions", json=_chat(model, max_tokens, stream=True)) as r:
+        body = r.read().decode()
+    return {"status": r.status_code, "upstream": r.headers.get("x-foundry-upstream"),
+            "content": '"content"' in body, "done": body.rstrip().endswith("data: [DONE]"),
+            "error": '"error"' in body, "seconds": time.monotonic() - started}
+
+
+def test_edge_gateway_guards_each_host(fleet) -> None:
+    h = fleet.hosts[0]
+    base = f"http://{h.address}:{EDGE_PORT}"
+    assert httpx.get(f"{base}/v1/models", timeout=5).status_code == 401
+    ok = httpx.get(f"{base}/v1/models", timeout=5, headers={"Authorization": f"Bearer {edge_key(1)}"})
+    assert ok.status_code == 200 and [m["id"] for m in ok.json()["data"]] == [TINY_MODEL_ID]
+    assert httpx.post(f"{base}/shutdown", timeout=5,
+                      headers={"Authorization": f"Bearer {edge_key(1)}"}).status_code == 403
+    with pytest.raises(httpx.ConnectError):  # Foundry itself stays on the host's loopback
+        httpx.get(f"http://{h.address}:{FOUNDRY_PORT}/status", timeout=2)
+
+
+def test_union_model_list_and_requests_spread_least_busy(fleet) -> None:
+    gw = fleet.gateway(fleet.hosts, "routing:\n  routes:\n    - {name: code, models: "
+                       f"[\"{TINY_MODEL_ID}\", {CLOUD_MODEL}]}}\n")
+    try:
+        with gw.client(headers=AUTH) as c:
+            ids = [m["id"] for m in c.get("/v1/models").json()["data"]]
+            assert sorted(ids) == sorted([TINY_MODEL_ID, CLOUD_MODEL, "code"])  # once each
+            with concurrent.futures.ThreadPoolExecutor(6) as ex:
+                results = list(ex.map(lambda _: _stream(c, TINY_MODEL_ID, 64), range(12)))
+        served = {f"host{h.n}": sum(r["upstream"] == f"host{h.n}" for r in results)
+                  for h in fleet.hosts}
+        print(f"\n12 chats, 6 at a time, across {HOSTS} hosts: {served}")
+        assert all(r["status"] == 200 and r["done"] for r in results)
+        assert all(n >= 2 for n in served.values()), served
+        assert fleet.cloud_requests() == []  # local models stay local while hosts serve
+    finally:
+        gw.stop()
+
+
+def test_a_host_killed_mid_run_loses_no_unstarted_request_and_rejoins(fleet) -> None:
+    gw = fleet.gateway(fleet.hosts)
+    victim = fleet.hosts[1]
+    try:
+        with gw.client(headers=AUTH) as c, concurrent.futures.ThreadPoolExecutor(3) as ex:
+            futures = [ex.submit(_stream, c, TINY_MODEL_ID, 48) for _ in range(6)]
+            time.sleep(0.3)
+            pid = fleet.foundry_pid(victim)
+            os.kill(pid, signal.SIGKILL)  # its supervisor restarts it after a back-off
+            killed_at = time.monotonic()
+            futures += [ex.submit(_stream, c, TINY_MODEL_ID, 48) for _ in range(24)]
+            results = [f.result() for f in futures]
+            # Only a request already streaming from the victim may have failed.
+            lost = [r for r in results if not (r["status"] == 200 and r["done"] and not r["error"])]
+            assert all(r["upstream"] == "host2" and r["content"] for r in lost), lost
+            print(f"\n{len(results)} chats, host2's Foundry SIGKILLed mid-run: {len(lost)} cut "
+                  "mid-stream (started on host2), the rest answered")
+            m = gw.metrics()
+            assert sample(m, "foundry_gateway_upstream_up", upstream="host2", kind="local") == 0
+            assert sample(m, "foundry_gateway_upstream_up", upstream="host1", kind="local") == 1
+            r = _stream(c, TINY_MODEL_ID)
+            assert r["status"] == 200 and r["done"] and r["upstream"] != "host2"
+            wait_for(lambda: sample(gw.metrics(), "foundry_gateway_upstream_up", upstream="host2",
+                                    kind="local") == 1,
+                     "host2 back in rotation", timeout=60, interval=0.25)
+            print(f"host2 back in rotation {time.monotonic() - killed_at:.1f} s after the kill, "
+                  "with no command")
+            assert fleet.foundry_pid(victim) != pid
+            again = [_stream(c, TINY_MODEL_ID) for _ in range(6)]
+            assert any(r["upstream"] == "host2" for r in again)
+    finally:
+        gw.stop()
+
+
+def test_cloud_fallback_and_local_only_with_every_host_down(fleet) -> None:
+    routing = (f"routing:\n  cloud_fallback: {CLOUD_MODEL}\n  routes:\n"
+               f"    - {{name: private, models: [\"{TINY_MODEL_ID}\"], local_only: true}}\n")
+    gw = fleet.gateway(fleet.hosts[:1], routing)
+    host = fleet.hosts[0]
+    try:
+        with gw.client(headers=AUTH) as c:
+            assert _stream(c, TINY_MODEL_ID)["upstream"] == "host1"
+            assert fleet.cloud_requests() == []
+            host.run("ip", "link", "set", host.inner, "down")  # the host drops off the LAN
+            try:
+                codes = [c.post("/v1/chat/completions", json=_chat("private")).status_code
+                         for _ in range(pool.OUT_AFTER + 1)]
+                refused = c.post("/v1/chat/completions", json=_chat("private"))
+                assert refused.status_code == 503, codes
+                assert "local-only" in refused.json()["error"]["message"]
+                assert fleet.cloud_requests() == []  # not one request reached the cloud
+                r = c.post("/v1/chat/completions", json=_chat(TINY_MODEL_ID))
+                assert r.status_code == 200 and r.headers["x-foundry-upstream"] == "cloud"
+                assert r.headers["x-foundry-model"] == CLOUD_MODEL
+                assert [q["model"] for q in fleet.cloud_requests()] == [CLOUD_MODEL]
+            finally:
+                host.run("ip", "link", "set", host.inner, "up")
+    finally:
+        gw.stop()
