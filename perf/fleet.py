@@ -1,0 +1,404 @@
+"""Benchmark: the fleet path next to the single-upstream path, and three hosts next to one, in one run.
+
+    sudo .venv/bin/python perf/fleet.py [--pairs 200] [--concurrency 12] [--rounds 3]
+                                        [--max-tokens 256]
+
+Three network namespaces play three machines, as tests/integration/fleet does:
+each runs the real Foundry Local runtime (``stackctl.foundry.serve``, the tiny
+model of tests/fixtures/tiny-model) on its own loopback, and in front of it
+the edge gateway (gateway/config.edge.yml) on its own address with its own
+key. Central gateways of THIS checkout run as real processes
+(``python -m foundry_gateway``) in this namespace:
+
+- one single-upstream gateway per host (config: that host's edge, nothing
+  else — the path a one-machine stack takes), and
+- one fleet gateway (config: the three edges + a route), which lists each
+  host's models, plans and picks the least busy host for every request.
+
+1. Routing overhead (issue 17: <= 1 ms p50 over the single-upstream path).
+   Requests alternate single / fleet, one at a time, each on a fresh
+   connection read by the raw-socket client (perf/gateway_rawclient.py). With
+   nothing in flight the fleet gateway rotates across the hosts, so each
+   single-upstream request goes to the host the fleet request after it is
+   expected on, and the fleet gateway's per-upstream counter (scraped between
+   requests, untimed) says where it really went: a pair compares one host
+   through both paths. Shown: TTFT p50/p95 of both, the difference of the
+   p50s, the median of the per-pair differences, their ratio, and per host.
+2. Spreading (issue 17: least-busy across hosts gives a lower p95 than one
+   host). --concurrency streamed chats of --max-tokens at once, --rounds
+   times, through host1's single-upstream gateway and through the fleet
+   gateway (order alternating per round): wall time, p50/p95 of the
+   per-request completion time, the ratio, and how many each host served.
+
+Numbers, not asserts; the machine's load average is printed with them (all of
+it shares the machine's CPUs — three Foundry processes, four central and three
+edge gateways, the client — and whatever else runs). Needs root (namespaces);
+namespaces and processes are removed on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import _venv  # stdlib only: re-runs this script in the project's venv if needed
+
+_venv.ensure()
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This checkout's code first, as in perf/gateway.py (the gateways get the same path); the
+# repository root for the tests' namespace and wait helpers.
+sys.path[:0] = [str(REPO / "perf"), str(REPO / "gateway"), str(REPO / "exporter"), str(REPO)]
+
+import httpx
+from gateway_rawclient import StreamTiming, chat_request, stream_chat
+from prometheus_client.parser import text_string_to_metric_families
+
+from foundry_gateway.metrics import PREFIX
+from gateway import free_port, loadavg, pct
+from tests.plugins.common import wait_for
+from tests.plugins.netns import Host
+
+HOST_NUMBERS = (21, 22, 23)  # 10.213.21-23.x: clear of the fleet test's 1-4, both may run at once
+EDGE_PORT, FOUNDRY_PORT = 9180, 5273  # inside each namespace
+EDGE_CONFIG = REPO / "gateway" / "config.edge.yml"
+TINY_MODEL_DIR, TINY_ALIAS = REPO / "tests" / "fixtures" / "tiny-model", "tiny-chat"
+MODEL = f"{TINY_ALIAS}-generic-cpu:1"
+ROUTE = "fleet-chat"  # the fleet gateway's route: a route lookup is part of the path measured
+PAIR_TOKENS = 16      # the overhead pairs time the first token; a short answer keeps them quick
+PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+SERVED = f"{PREFIX}_upstream_requests"  # counter family (the parser drops _total)
+
+# Run inside a namespace: start the embedded server there and return once it serves.
+_SERVE = """
+import sys
+from pathlib import Path
+from stackctl.foundry import serve
+serve(Path(sys.argv[1]), port=int(sys.argv[2]), model_path=sys.argv[3], name=sys.argv[4])
+"""
+
+
+# -- pure parts ------------------------------------------------------------------------
+
+def upstream_yaml(host: Host) -> str:
+    return (f"  - {{name: {name(host)}, url: \"http://{host.address}:{EDGE_PORT}\", "
+            f"api_key_env: EDGE_{host.n}_KEY, models: [\"{MODEL}\"]}}\n")
+
+
+def config_yaml(hosts: list[Host], route: bool) -> str:
+    """A central gateway's config: these hosts' edges, and the route when asked."""
+    text = "upstreams:\n" + "".join(upstream_yaml(h) for h in hosts)
+    if route:
+        text += f"routing:\n  routes:\n    - {{name: {ROUTE}, models: [\"{MODEL}\"]}}\n"
+    return text
+
+
+def name(host: Host) -> str:
+    return f"host{HOST_NUMBERS.index(host.n) + 1}"
+
+
+def served_counts(metrics_text: str) -> dict[str, int]:
+    """Requests answered so far, by upstream name, from a gateway's /metrics."""
+    out: dict[str, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == SERVED:
+            for s in family.samples:
+                if s.name == SERVED + "_total":
+                    out[s.labels["upstream"]] = out.get(s.labels["upstream"], 0) + int(s.value)
+    return out
+
+
+def next_host(names: list[str], history: list[str]) -> str:
+    """Where the fleet gateway sends a request when nothing is in flight: the host
+    that answered longest ago (pool.plan's tie rule), the first in order if none has."""
+    last = {n: i for i, n in enumerate(history)}
+    return min(names, key=lambda n: last.get(n, -1))
+
+
+def ms(values: list[float]) -> tuple[float, float]:
+    return pct(values, 0.5) * 1000, pct(values, 0.95) * 1000
+
+
+# -- the fleet -------------------------------------------------------------------------
+
+@dataclass
+class Central:
+    """A central gateway process and what reaching it takes."""
+    proc: subprocess.Popen
+    port: int
+    key: str
+    model: str  # what its requests ask for: the model, or the fleet's route
+    metrics: httpx.Client
+
+    def request(self, max_tokens: int) -> bytes:
+        body = {"model": self.model, "messages": PROMPT, "max_tokens": max_tokens, "stream": True,
+                "temperature": 0}
+        return chat_request("127.0.0.1", self.port, "/v1/chat/completions", body, self.key)
+
+    def stream(self, request: bytes, timeout: float = 60.0) -> StreamTiming:
+        return stream_chat("127.0.0.1", self.port, request, timeout)
+
+    def served(self) -> dict[str, int]:
+        return served_counts(self.metrics.get("/metrics").raise_for_status().text)
+
+
+class Fleet:
+    def __init__(self, root: Path) -> None:
+        tag = str(os.getpid() % 10000)
+        self.root = root
+        self.hosts = [Host(n, tag) for n in HOST_NUMBERS]
+        self.key = secrets.token_urlsafe(24)
+        self.edge_keys = {h.n: secrets.token_urlsafe(24) for h in self.hosts}
+        self.centrals: list[Central] = []
+        self.path = os.pathsep.join(sys.path)  # this checkout first (perf/gateway.py's import)
+
+    def start(self) -> Fleet:
+        launchers = []
+        for host in self.hosts:  # the Foundry servers start in parallel (each ~5-10 s)
+            host.create()
+            state = self.root / host.name / "foundry"
+            state.mkdir(parents=True)
+            launchers.append((host, host.spawn(
+                [sys.executable, "-c", _SERVE, str(state), str(FOUNDRY_PORT), str(TINY_MODEL_DIR),
+                 TINY_ALIAS], self.log(host, "serve"), {"PYTHONPATH": self.path})))
+        for host, proc in launchers:
+            if proc.wait(180) != 0:
+                raise SystemExit(f"Foundry in {host.name} did not start; its log ends:\n"
+                                 + self.log(host, "serve").read_text()[-2000:])
+        for host in self.hosts:
+            host.spawn([sys.executable, "-m", "foundry_gateway", "--config", str(EDGE_CONFIG),
+                        "--listen-address", f"{host.address}:{EDGE_PORT}", "--log-level", "WARNING"],
+                       self.log(host, "edge"),
+                       {"EDGE_API_KEY": self.edge_keys[host.n], "PYTHONPATH": self.path,
+                        "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{FOUNDRY_PORT}/catalogs/local",
+                        "GATEWAY_UPSTREAM_FOLLOW": "true"})
+        for host in self.hosts:
+            wait_for(lambda h=host: httpx.get(f"http://{h.address}:{EDGE_PORT}/healthz",
+                                              timeout=1).status_code == 200,
+                     f"edge gateway in {host.name} (log: {self.log(host, 'edge')})",
+                     timeout=30, interval=0.2)
+        return self
+
+    def log(self, host: Host, what: str) -> Path:
+        return self.root / f"{host.name}-{what}.log"
+
+    def central(self, label: str, hosts: list[Host], route: bool) -> Central:
+        config = self.root / f"central-{label}.yml"
+        config.write_text(config_yaml(hosts, route), encoding="utf-8")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("GATEWAY_UPSTREAM_URL", "GATEWAY_UPSTREAM_FOLLOW")}  # not the edges'
+        env |= {"GATEWAY_API_KEY": self.key, "PYTHONPATH": self.path,
+                **{f"EDGE_{n}_KEY": k for n, k in self.edge_keys.items()}}
+        proc = subprocess.Popen([sys.executable, "-m", "foundry_gateway", "--config", str(config),
+                                 "--listen-address", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+                                env=env)
+        c = Central(proc, port, self.key, ROUTE if route else MODEL,
+                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                                 headers={"Authorization": f"Bearer {self.key}"}))
+        self.centrals.append(c)
+        wait_for(lambda: proc.poll() is None and c.metrics.get("/healthz").status_code == 200,
+                 f"central gateway {label} (config {config})", timeout=20, interval=0.05)
+        return c
+
+    def close(self) -> None:
+        for c in self.centrals:
+            c.proc.terminate()
+            c.metrics.close()
+        for c in self.centrals:
+            try:
+                c.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+        for host in self.hosts:
+            host.delete()
+
+
+# -- 1. routing overhead ---------------------------------------------------------------
+
+def overhead(pairs: int, singles: dict[str, Central], fleet: Central) -> None:
+    names = list(singles)
+    single_req = {n: c.request(PAIR_TOKENS) for n, c in singles.items()}
+    fleet_req = fleet.request(PAIR_TOKENS)
+    counts, history = fleet.served(), []
+
+    def via_fleet() -> StreamTiming:
+        """One fleet request; ``history`` gets the host that answered it (from /metrics)."""
+        nonlocal counts
+        timing = fleet.stream(fleet_req)
+        now = fleet.served()
+        went = [n for n in now if now[n] != counts.get(n, 0)]
+        counts = now
+        history.append(went[0] if len(went) == 1 else "?")
+        return timing
+
+    for _ in range(3):  # warm every path (model, page cache, the gateways' imports)
+        for n, c in singles.items():
+            c.stream(single_req[n])
+        via_fleet()
+    rows: list[tuple[bool, StreamTiming, StreamTiming, str]] = []  # same host, a, b, host
+    load = loadavg()
+    for _ in range(pairs):
+        expected = next_host(names, history)
+        a = singles[expected].stream(single_req[expected])
+        b = via_fleet()
+        rows.append((history[-1] == expected, a, b, expected))
+
+    ok = [(a, b, host) for same, a, b, host in rows
+          if same and a.ttft is not None and b.ttft is not None and a.status == b.status == 200]
+    print(f"\n1. routing overhead: {pairs} pairs, single-upstream then fleet, one request at a "
+          f"time, fresh connections, max_tokens {PAIR_TOKENS}; load {load} before, "
+          f"{loadavg()} after\n"
+          f"   (a) single upstream: a gateway whose config is that host's edge alone\n"
+          f"   (b) fleet: the 3-host config + route {ROUTE!r} (listing, plan, least busy)\n"
+          f"   {sum(same for same, *_ in rows)} of {pairs} fleet requests went to the host "
+          f"expected; {len(ok)} pairs on one host with both answered are counted\n")
+    print(f"{'host':<8}{'pairs':>6}{'(a) TTFT p50':>14}{'p95':>8}{'(b) TTFT p50':>14}{'p95':>8}"
+          f"{'b-a p50':>9}{'paired':>8}{'b/a p50':>9}")
+    for label in [*names, "all"]:
+        sel = [(a, b) for a, b, host in ok if label in (host, "all")]
+        if not sel:
+            continue
+        a50, a95 = ms([a.ttft for a, _ in sel])
+        b50, b95 = ms([b.ttft for _, b in sel])
+        paired = statistics.median((b.ttft - a.ttft) * 1000 for a, b in sel)
+        print(f"{label:<8}{len(sel):>6}{a50:>14.2f}{a95:>8.2f}{b50:>14.2f}{b95:>8.2f}"
+              f"{b50 - a50:>+9.2f}{paired:>+8.2f}{b50 / a50:>9.3f}")
+    print("TTFT in ms (request sent -> first content chunk); paired = median of (b - the a just "
+          "before it); target: b - a <= 1 ms p50")
+
+
+# -- 2. one host vs three --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Done:
+    ok: bool
+    seconds: float  # request sent (all at once) -> stream ended
+    tokens: int     # content chunks received (Foundry: one token each)
+
+
+def burst(c: Central, request: bytes, n: int) -> tuple[list[Done], float, dict[str, int]]:
+    """``n`` streams at once; (each one's completion, wall time, requests per upstream)."""
+    before = c.served()
+    gate = threading.Barrier(n)
+
+    def one(_: int) -> Done:
+        gate.wait()
+        t0 = time.perf_counter()
+        try:
+            r = c.stream(request, timeout=300)  # queued behind the others: the first byte can be late
+        except OSError:
+            return Done(False, time.perf_counter() - t0, 0)
+        return Done(r.status == 200 and r.done and r.content_chunks > 0, time.perf_counter() - t0,
+                    r.content_chunks)
+
+    pool = ThreadPoolExecutor(n)
+    try:
+        start = time.perf_counter()
+        results = list(pool.map(one, range(n)))
+        wall = time.perf_counter() - start
+    finally:  # Ctrl-C: do not wait for the streams here; closing the gateways ends them
+        pool.shutdown(wait=False, cancel_futures=True)
+    after = c.served()
+    return results, wall, {k: after[k] - before.get(k, 0) for k in after}
+
+
+def spread(k: int, rounds: int, max_tokens: int, one: Central, fleet: Central,
+           names: list[str]) -> None:
+    print(f"\n2. {k} streamed chats at once, max_tokens {max_tokens}, {rounds} round(s): host1 "
+          f"alone (its single-upstream gateway) vs the fleet gateway (3 hosts, least busy)\n")
+    print(f"{'round':<7}{'load 1/5/15':<16}{'path':<10}{'ok':>4}{'tok':>6}{'wall s':>8}{'p50 s':>8}"
+          f"{'p95 s':>8}   {'served ' + '/'.join(names):<26}{'p95 3/1':>8}")
+    every: dict[str, list[Done]] = {"1 host": [], "3 hosts": []}
+    walls: dict[str, list[float]] = {"1 host": [], "3 hosts": []}
+    for i in range(rounds):
+        load = loadavg()
+        order = [("1 host", one), ("3 hosts", fleet)]
+        out: dict[str, tuple[list[Done], float, dict[str, int]]] = {}
+        for label, c in order if i % 2 == 0 else order[::-1]:  # alternate: drift cancels
+            out[label] = burst(c, c.request(max_tokens), k)
+        for label in ("1 host", "3 hosts"):
+            done, wall, served = out[label]
+            every[label] += done
+            walls[label].append(wall)
+            p50, p95 = ms([d.seconds for d in done])
+            ratio = ""
+            if label == "3 hosts":
+                one95 = ms([d.seconds for d in out["1 host"][0]])[1]
+                ratio = f"{p95 / one95:>8.2f}"
+            print(f"{str(i + 1) if label == '1 host' else '':<7}{load if label == '1 host' else '':<16}"
+                  f"{label:<10}{sum(d.ok for d in done):>4}{tokens(done):>6.0f}{wall:>8.2f}"
+                  f"{p50 / 1000:>8.2f}{p95 / 1000:>8.2f}   "
+                  f"{'/'.join(str(served.get(n, 0)) for n in names):<26}{ratio}")
+    if rounds > 1:
+        one95 = ms([d.seconds for d in every["1 host"]])[1]
+        for label in ("1 host", "3 hosts"):
+            p50, p95 = ms([d.seconds for d in every[label]])
+            ratio = f"{p95 / one95:>8.2f}" if label == "3 hosts" else ""
+            print(f"{'all' if label == '1 host' else '':<7}{loadavg() if label == '1 host' else '':<16}"
+                  f"{label:<10}{sum(d.ok for d in every[label]):>4}{tokens(every[label]):>6.0f}"
+                  f"{statistics.mean(walls[label]):>8.2f}{p50 / 1000:>8.2f}{p95 / 1000:>8.2f}   "
+                  f"{'':<26}{ratio}")
+    print("completion = request sent -> stream ended (all sent at once); tok = mean tokens per "
+          "stream; wall = the burst's duration (mean over rounds in 'all'); p95 3/1 = fleet p95 / "
+          "one-host p95")
+
+
+def tokens(done: list[Done]) -> float:
+    return statistics.mean(d.tokens for d in done)
+
+
+# -- wiring ----------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=int, default=200, help="overhead pairs (default %(default)s)")
+    ap.add_argument("--concurrency", type=int, default=12,
+                    help="streams at once in the spreading test (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=3, help="spreading rounds (default %(default)s)")
+    ap.add_argument("--max-tokens", type=int, default=256,
+                    help="tokens per spreading stream (default %(default)s)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("error: perf/fleet.py makes network namespaces, which needs root — run "
+                 f"`sudo {sys.executable} perf/fleet.py`")
+    if shutil.which("ip") is None:
+        sys.exit("error: the `ip` command (iproute2) is missing — install it: apt-get install iproute2")
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanup below runs on kill too
+    with tempfile.TemporaryDirectory(prefix="perf-fleet-") as tmp:
+        fleet = Fleet(Path(tmp))
+        try:
+            started = time.monotonic()
+            fleet.start()
+            names = [name(h) for h in fleet.hosts]
+            singles = {name(h): fleet.central(f"single-{name(h)}", [h], False) for h in fleet.hosts}
+            routed = fleet.central("fleet", fleet.hosts, True)
+            print(f"3 hosts (network namespaces), each the real Foundry Local with {MODEL} behind "
+                  f"its edge gateway, up in {time.monotonic() - started:.0f} s. {os.cpu_count()} "
+                  "CPUs shared by the 3 Foundry processes, 3 edge and 4 central gateways and this "
+                  "client (and whatever else runs): the hosts are not separate machines.")
+            overhead(args.pairs, singles, routed)
+            spread(args.concurrency, args.rounds, args.max_tokens, singles["host1"], routed, names)
+            return 0
+        except KeyboardInterrupt:
+            print("\ninterrupted: removing the namespaces and processes", file=sys.stderr)
+            return 130
+        finally:
+            fleet.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
