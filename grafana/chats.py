@@ -3,14 +3,18 @@
 Every panel reads the gateway's own metrics (foundry_gateway.metrics), so it
 shows real traffic through the one door to Foundry Local, not the exporter's
 canary. Panels are empty ("No traffic") while nobody chats. The per-user row
-stays empty unless the gateway's per_user counting is enabled.
+stays empty unless the gateway's per_user counting is enabled. The Upstreams row
+(and its $host variable) shows each upstream the gateway routes to; the default
+stack has one, "foundry", always in rotation.
 """
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import common
 
+from foundry_gateway.metrics import metric
 from grafana import panels as p
 
 UID = "chats"
@@ -22,6 +26,18 @@ SERVED = f'route=~"chat|embeddings", {M}'
 ERRORS = f'route=~"chat|embeddings", code=~"5..", {M}'
 TTFT = "foundry_gateway_time_to_first_token_seconds"
 QUANTILES = (0.5, 0.95)
+
+H = 'upstream=~"$host"'
+# The per-upstream families, named by the gateway's catalog (a rename there
+# breaks this build, not a panel).
+UPSTREAM_UP = metric("upstream_up").name
+UPSTREAM_MODELS = metric("upstream_models").name
+UPSTREAM_IN_FLIGHT = metric("upstream_in_flight_requests").name
+UPSTREAM_REQUESTS = metric("upstream_requests").series_names[0]
+UPSTREAM_WAIT = metric("upstream_wait_seconds").name
+UPSTREAM_TTFT = metric("upstream_time_to_first_token_seconds").name
+UPSTREAM_FAILURES = metric("upstream_failures").series_names[0]
+UPSTREAM_RETRIES = metric("upstream_retries").series_names[0]
 
 
 def _rate(series: str, selector: str, by: str = "") -> str:
@@ -176,6 +192,53 @@ def _users_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
     )
 
 
+def local_vs_cloud_share() -> str:
+    """Each kind's share of the requests the upstreams answered (canary excluded)."""
+    return (f"{_rate(UPSTREAM_REQUESTS, H, 'kind')} / ignoring (kind) group_left "
+            f"{_rate(UPSTREAM_REQUESTS, H)}")
+
+
+def _upstreams_row(b: dashboard.Dashboard) -> dashboard.Dashboard:
+    return (
+        b.with_row(p.row("Upstreams (hosts)"))
+        .with_panel(p.up_stat(
+            "In rotation", "Each upstream the gateway routes to: out of rotation after "
+            "failing, probed back in by the gateway. One upstream is always in.",
+            f"{UPSTREAM_UP}{{{H}}}", "{{upstream}} ({{kind}})", no_value="No upstreams",
+            mappings=p.ROTATION_MAPPINGS).span(12))
+        .with_panel(p.value_stat(
+            "Chat models", "Chat models each upstream can serve now (local: loaded; "
+            "cloud: the configured list).", f"{UPSTREAM_MODELS}{{{H}}}", "none",
+            p.steps((None, "red"), (1, "blue")), legend="{{upstream}}").span(12))
+        .with_panel(p.graph(
+            "Local vs cloud share", "Share of chat and embedding requests answered by "
+            "local and by cloud upstreams.", "percentunit",
+            [p.query(local_vs_cloud_share(), "{{kind}}")])
+            .stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL)))
+        .with_panel(p.graph(
+            "In-flight per upstream", "Requests sent to each upstream and not finished; "
+            "Foundry Local answers one at a time, so more than one is a queue.", "none",
+            [p.query(f"sum by (upstream) ({UPSTREAM_IN_FLIGHT}{{{H}}})", "{{upstream}}")]))
+        .with_panel(p.graph(
+            "Queue wait p95 per upstream", "Request sent to the upstream's response head: "
+            "on Foundry Local mostly the wait behind other requests.", "s",
+            p.quantile_queries(UPSTREAM_WAIT, H, "upstream", "{{upstream}}", (0.95,))))
+        .with_panel(p.graph(
+            "Time to first token p95 per upstream", "Real streamed chats, by the upstream "
+            "that served them.", "s",
+            p.quantile_queries(UPSTREAM_TTFT, H, "upstream", "{{upstream}}", (0.95,))))
+        .with_panel(p.graph(
+            "Failures per upstream by reason", "Failures per second of each upstream, closed-set "
+            "reason (every failure, retried or not).", "reqps",
+            [p.query(_rate(UPSTREAM_FAILURES, H, "upstream, reason"),
+                     "{{upstream}} {{reason}}")]))
+        .with_panel(p.graph(
+            "Retries per upstream", "Requests an upstream failed before the first byte of "
+            "its answer, re-sent to the next candidate.", "reqps",
+            [p.query(_rate(UPSTREAM_RETRIES, H, "upstream"), "{{upstream}}")]))
+    )
+
+
 def build() -> dashboard.Dashboard:
     b = (
         p.base_dashboard("Chats", UID, "Real chats through the gateway: time to first token, "
@@ -183,7 +246,9 @@ def build() -> dashboard.Dashboard:
         .with_variable(p.query_variable(
             "model", "Model", 'foundry_gateway_requests_total{route=~"chat|embeddings"}',
             "model"))
+        .with_variable(p.query_variable("host", "Host", UPSTREAM_UP, "upstream"))
     )
-    for add in (_status_row, _speed_row, _requests_row, _tokens_row, _users_row):
+    for add in (_status_row, _speed_row, _requests_row, _upstreams_row, _tokens_row,
+                _users_row):
         b = add(b)
     return b

@@ -2,7 +2,8 @@
 
 Invariants: every query targets the provisioned Prometheus datasource by uid;
 every rate window is ``$__rate_interval``; "up" style stats show words (Up /
-Unreachable), never a bare 0 or 1; ratios of counters map NaN to "No traffic".
+Unreachable, In / Out of rotation), never a bare 0 or 1; ratios of counters map
+NaN to "No traffic".
 """
 
 from __future__ import annotations
@@ -102,6 +103,13 @@ UP_MAPPINGS = [
         "0": model.ValueMappingResult(text="Unreachable", color="red"),
     })
 ]
+# An upstream of the gateway: 0 is "taken out after failing", not unreachable for sure.
+ROTATION_MAPPINGS = [
+    model.ValueMap(options={
+        "1": model.ValueMappingResult(text="In rotation", color="green"),
+        "0": model.ValueMappingResult(text="Out of rotation", color="red"),
+    })
+]
 NO_TRAFFIC = "No traffic"
 NO_TRAFFIC_MAPPINGS = [_special(model.SpecialValueMatch.NULL_AND_NAN, NO_TRAFFIC)]
 
@@ -139,11 +147,13 @@ def _stat(title: str, description: str, *targets: prometheus.Dataquery) -> stat.
     return panel
 
 
-def up_stat(title: str, description: str, expr: str, legend: str, no_value: str) -> stat.Panel:
-    """1/0 as Up/Unreachable; ``no_value`` when the series is missing altogether."""
+def up_stat(title: str, description: str, expr: str, legend: str, no_value: str,
+            mappings: list[model.ValueMap] = UP_MAPPINGS) -> stat.Panel:
+    """1/0 as words (Up/Unreachable unless ``mappings`` says others); ``no_value`` when
+    the series is missing altogether."""
     return (
         _stat(title, description, query(expr, legend))
-        .mappings(UP_MAPPINGS)
+        .mappings(mappings)
         .thresholds(RED_GREEN)
         .no_value(no_value)
     )
