@@ -202,9 +202,10 @@ class Fleet:
                if k not in ("GATEWAY_UPSTREAM_URL", "GATEWAY_UPSTREAM_FOLLOW")}  # not the edges'
         env |= {"GATEWAY_API_KEY": self.key, "PYTHONPATH": self.path,
                 **{f"EDGE_{n}_KEY": k for n, k in self.edge_keys.items()}}
+        # Its own session: Ctrl-C reaches this script alone, which then stops everything in order.
         proc = subprocess.Popen([sys.executable, "-m", "foundry_gateway", "--config", str(config),
                                  "--listen-address", f"127.0.0.1:{port}", "--log-level", "WARNING"],
-                                env=env)
+                                env=env, start_new_session=True)
         c = Central(proc, port, self.key, ROUTE if route else MODEL,
                     httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
                                  headers={"Authorization": f"Bearer {self.key}"}))
@@ -285,13 +286,29 @@ def overhead(pairs: int, singles: dict[str, Central], fleet: Central) -> None:
 @dataclass(frozen=True)
 class Done:
     ok: bool
-    seconds: float  # request sent (all at once) -> stream ended
-    tokens: int     # content chunks received (Foundry: one token each)
+    seconds: float       # request sent (all at once) -> stream ended
+    ttft: float | None   # request sent -> first token: how long the request queued
+    tokens: int          # content chunks received (Foundry: one token each)
 
 
-def burst(c: Central, request: bytes, n: int) -> tuple[list[Done], float, dict[str, int]]:
-    """``n`` streams at once; (each one's completion, wall time, requests per upstream)."""
-    before = c.served()
+@dataclass(frozen=True)
+class Burst:
+    done: list[Done]
+    wall: float
+    cpu: float  # the machine's CPUs busy during the burst, 0..1 (all of them, not just ours)
+    served: dict[str, int]
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def burst(c: Central, request: bytes, n: int) -> Burst:
+    """``n`` streams through ``c`` at once."""
+    before, ticks = c.served(), cpu_ticks()
     gate = threading.Barrier(n)
 
     def one(_: int) -> Done:
@@ -300,64 +317,66 @@ def burst(c: Central, request: bytes, n: int) -> tuple[list[Done], float, dict[s
         try:
             r = c.stream(request, timeout=300)  # queued behind the others: the first byte can be late
         except OSError:
-            return Done(False, time.perf_counter() - t0, 0)
+            return Done(False, time.perf_counter() - t0, None, 0)
         return Done(r.status == 200 and r.done and r.content_chunks > 0, time.perf_counter() - t0,
-                    r.content_chunks)
+                    r.ttft, r.content_chunks)
 
     pool = ThreadPoolExecutor(n)
     try:
         start = time.perf_counter()
-        results = list(pool.map(one, range(n)))
+        done = list(pool.map(one, range(n)))
         wall = time.perf_counter() - start
     finally:  # Ctrl-C: do not wait for the streams here; closing the gateways ends them
         pool.shutdown(wait=False, cancel_futures=True)
+    (busy0, total0), (busy1, total1) = ticks, cpu_ticks()
     after = c.served()
-    return results, wall, {k: after[k] - before.get(k, 0) for k in after}
+    return Burst(done, wall, (busy1 - busy0) / max(1, total1 - total0),
+                 {k: after[k] - before.get(k, 0) for k in after})
+
+
+SPREAD_HEADER = (f"{'round':<7}{'load 1/5/15':<16}{'path':<9}{'ok':>4}{'tok':>5}{'TTFT p95':>10}"
+                 f"{'wall s':>8}{'p50 s':>7}{'p95 s':>7}{'CPU':>6}   {'served by host1/2/3':<21}"
+                 f"{'p95 3/1':>8}")
+
+
+def spread_row(label: str, load: str, path: str, bursts: list[Burst], names: list[str],
+               one_p95: float | None = None) -> str:
+    """One table row over ``bursts``; ``one_p95`` (ms): the one-host p95 to divide by."""
+    done = [d for b in bursts for d in b.done]
+    p50, p95 = ms([d.seconds for d in done])
+    ttfts = [d.ttft for d in done if d.ttft is not None]
+    ttft95 = ms(ttfts)[1] if ttfts else float("nan")
+    served = "/".join(str(sum(b.served.get(n, 0) for b in bursts)) for n in names)
+    ratio = f"{p95 / one_p95:>8.2f}" if one_p95 else ""
+    return (f"{label:<7}{load:<16}{path:<9}{sum(d.ok for d in done):>4}"
+            f"{statistics.mean(d.tokens for d in done):>5.0f}{ttft95:>10.1f}"
+            f"{statistics.mean(b.wall for b in bursts):>8.2f}{p50 / 1000:>7.2f}{p95 / 1000:>7.2f}"
+            f"{100 * statistics.mean(b.cpu for b in bursts):>5.0f}%   {served:<21}{ratio}")
 
 
 def spread(k: int, rounds: int, max_tokens: int, one: Central, fleet: Central,
            names: list[str]) -> None:
     print(f"\n2. {k} streamed chats at once, max_tokens {max_tokens}, {rounds} round(s): host1 "
           f"alone (its single-upstream gateway) vs the fleet gateway (3 hosts, least busy)\n")
-    print(f"{'round':<7}{'load 1/5/15':<16}{'path':<10}{'ok':>4}{'tok':>6}{'wall s':>8}{'p50 s':>8}"
-          f"{'p95 s':>8}   {'served ' + '/'.join(names):<26}{'p95 3/1':>8}")
-    every: dict[str, list[Done]] = {"1 host": [], "3 hosts": []}
-    walls: dict[str, list[float]] = {"1 host": [], "3 hosts": []}
+    print(SPREAD_HEADER)
+    paths = {"1 host": one, "3 hosts": fleet}
+    runs: dict[str, list[Burst]] = {"1 host": [], "3 hosts": []}
     for i in range(rounds):
         load = loadavg()
-        order = [("1 host", one), ("3 hosts", fleet)]
-        out: dict[str, tuple[list[Done], float, dict[str, int]]] = {}
-        for label, c in order if i % 2 == 0 else order[::-1]:  # alternate: drift cancels
-            out[label] = burst(c, c.request(max_tokens), k)
-        for label in ("1 host", "3 hosts"):
-            done, wall, served = out[label]
-            every[label] += done
-            walls[label].append(wall)
-            p50, p95 = ms([d.seconds for d in done])
-            ratio = ""
-            if label == "3 hosts":
-                one95 = ms([d.seconds for d in out["1 host"][0]])[1]
-                ratio = f"{p95 / one95:>8.2f}"
-            print(f"{str(i + 1) if label == '1 host' else '':<7}{load if label == '1 host' else '':<16}"
-                  f"{label:<10}{sum(d.ok for d in done):>4}{tokens(done):>6.0f}{wall:>8.2f}"
-                  f"{p50 / 1000:>8.2f}{p95 / 1000:>8.2f}   "
-                  f"{'/'.join(str(served.get(n, 0)) for n in names):<26}{ratio}")
+        order = list(paths) if i % 2 == 0 else list(paths)[::-1]  # alternate: drift cancels
+        now = {label: burst(paths[label], paths[label].request(max_tokens), k) for label in order}
+        one_p95 = ms([d.seconds for d in now["1 host"].done])[1]
+        print(spread_row(str(i + 1), load, "1 host", [now["1 host"]], names))
+        print(spread_row("", "", "3 hosts", [now["3 hosts"]], names, one_p95))
+        for label, b in now.items():
+            runs[label].append(b)
     if rounds > 1:
-        one95 = ms([d.seconds for d in every["1 host"]])[1]
-        for label in ("1 host", "3 hosts"):
-            p50, p95 = ms([d.seconds for d in every[label]])
-            ratio = f"{p95 / one95:>8.2f}" if label == "3 hosts" else ""
-            print(f"{'all' if label == '1 host' else '':<7}{loadavg() if label == '1 host' else '':<16}"
-                  f"{label:<10}{sum(d.ok for d in every[label]):>4}{tokens(every[label]):>6.0f}"
-                  f"{statistics.mean(walls[label]):>8.2f}{p50 / 1000:>8.2f}{p95 / 1000:>8.2f}   "
-                  f"{'':<26}{ratio}")
-    print("completion = request sent -> stream ended (all sent at once); tok = mean tokens per "
-          "stream; wall = the burst's duration (mean over rounds in 'all'); p95 3/1 = fleet p95 / "
-          "one-host p95")
-
-
-def tokens(done: list[Done]) -> float:
-    return statistics.mean(d.tokens for d in done)
+        one_p95 = ms([d.seconds for b in runs["1 host"] for d in b.done])[1]
+        print(spread_row("all", loadavg(), "1 host", runs["1 host"], names))
+        print(spread_row("", "", "3 hosts", runs["3 hosts"], names, one_p95))
+    print("completion times in s (request sent, all at once -> stream ended), TTFT in ms; tok = "
+          "tokens per stream (mean); wall = the burst (mean over rounds in 'all'); CPU = the "
+          "machine's CPUs busy during the bursts; p95 3/1 = fleet p95 / one-host p95")
 
 
 # -- wiring ----------------------------------------------------------------------------
