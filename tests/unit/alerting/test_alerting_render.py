@@ -204,8 +204,32 @@ def _rules() -> dict[str, dict]:
     return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
 
 
+def _inhibit_rules() -> dict[tuple[str, str], dict]:
+    """(source alert, target matcher) -> the inhibit rule; each pair once."""
+    rules = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
+    by_pair = {}
+    for rule in rules:
+        ((source,), (target,)) = rule["source_matchers"], rule["target_matchers"]
+        by_pair[source.removeprefix('alertname="').removesuffix('"'), target] = rule
+    assert len(by_pair) == len(rules)
+    return by_pair
+
+
+def _symptoms(label: str) -> set[str]:
+    return {name for name, r in _rules().items() if r.get("labels", {}).get(label) == "true"}
+
+
+def test_the_inhibit_rules_are_exactly_these() -> None:
+    assert set(_inhibit_rules()) == {
+        ("FoundryLocalDown", 'foundry_symptom="true"'),
+        ("FoundryLocalDown", 'gateway_symptom="true"'),
+        ("FoundryAllUpstreamsDown", 'upstream_symptom="true"'),
+        ("FoundryAllUpstreamsDown", 'gateway_symptom="true"'),
+    }
+
+
 def test_foundry_down_inhibits_exactly_the_symptoms_it_causes() -> None:
-    rule, _gateway = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
+    rule = _inhibit_rules()["FoundryLocalDown", 'foundry_symptom="true"']
     assert rule["source_matchers"] == ['alertname="FoundryLocalDown"']
     assert rule["target_matchers"] == ['foundry_symptom="true"']
     assert rule["equal"] == ["target"]
@@ -220,15 +244,36 @@ def test_foundry_down_inhibits_exactly_the_symptoms_it_causes() -> None:
 def test_foundry_down_inhibits_the_gateways_real_traffic_symptoms() -> None:
     """Failing and slow real chats have the same cause; the gateway's series carry
     no exporter target, so the rule matches on the cause alone."""
-    _foundry, rule = yaml.safe_load(BASE_FILE.read_text())["inhibit_rules"]
-    assert rule["source_matchers"] == ['alertname="FoundryLocalDown"']
-    assert rule["target_matchers"] == ['gateway_symptom="true"']
+    rule = _inhibit_rules()["FoundryLocalDown", 'gateway_symptom="true"']
     assert "equal" not in rule, "gateway alerts have no target label: equal would never match"
     rules = _rules()
-    symptoms = {name for name, r in rules.items() if r.get("labels", {}).get("gateway_symptom") == "true"}
+    symptoms = _symptoms("gateway_symptom")
     assert symptoms == {"FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh"}
     assert not [n for n in symptoms if "target" in rules[n].get("labels", {})]
     assert "gateway_symptom" not in rules["FoundryLocalDown"].get("labels", {}), "it would inhibit itself"
+
+
+def test_all_upstreams_down_inhibits_each_hosts_warning_of_the_same_gateway() -> None:
+    """Both alerts are per gateway (their expressions keep job and instance), so the
+    rule matches on them: a gateway whose hosts are all out mutes its own per-host
+    warnings, never another gateway's."""
+    rule = _inhibit_rules()["FoundryAllUpstreamsDown", 'upstream_symptom="true"']
+    assert rule["equal"] == ["job", "instance"]
+    rules = _rules()
+    assert _symptoms("upstream_symptom") == {"FoundryUpstreamDown"}
+    assert rules["FoundryAllUpstreamsDown"]["labels"]["severity"] == "critical"
+    assert rules["FoundryUpstreamDown"]["labels"]["severity"] == "warning"
+    for name in ("FoundryAllUpstreamsDown", "FoundryUpstreamDown"):
+        assert "on (job, instance)" in rules[name]["expr"], f"{name} is not per gateway"
+    assert not {"upstream_symptom", "gateway_symptom"} & rules["FoundryAllUpstreamsDown"]["labels"].keys(), \
+        "it would inhibit itself"
+
+
+def test_all_upstreams_down_inhibits_the_gateways_real_traffic_symptoms() -> None:
+    """No local host in rotation explains failing and slow real chats, like Foundry
+    Local down does; those series are per model, with no gateway instance to match."""
+    rule = _inhibit_rules()["FoundryAllUpstreamsDown", 'gateway_symptom="true"']
+    assert "equal" not in rule
 
 
 def test_every_alert_has_the_runbook_the_templates_print() -> None:

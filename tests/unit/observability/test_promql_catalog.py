@@ -37,6 +37,7 @@ REQUIRED_ALERTS = {
     "FoundryExporterLoopStalled", "FoundryProbeStale", "FoundryTTFTHigh",
     "FoundryChatLatencyHigh", "FoundryProbeErrorRatioHigh", "OpenWebUIDown",
     "FoundryGatewayErrorRatioHigh", "FoundryGatewayTTFTHigh", "FoundryGatewayScrapeDown",
+    "FoundryUpstreamDown", "FoundryAllUpstreamsDown", "FoundryCloudUpstreamDown",
 }
 # Every metric a program of the stack declares, each with its catalog.
 DECLARED = (*metrics.METRICS, *gateway_metrics.METRICS)
