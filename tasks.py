@@ -12,11 +12,11 @@ import os
 
 from invoke import Collection
 
-from stackctl.cli import day2, dev, foundry, k8s, stack
+from stackctl.cli import day2, dev, fleet, foundry, k8s, stack
 from stackctl.config.settings import TASK_DEFAULTS
 
 ns = Collection()
-for concern in (stack, day2, dev, k8s):
+for concern in (stack, day2, dev, fleet, k8s):
     for t in concern.ns.tasks.values():
         ns.add_task(t)
 ns.add_collection(foundry.ns, name="foundry")

@@ -271,9 +271,6 @@ def _upstream(node: Any, path: str, p: Problems, environ: dict[str, str],
     elif kind == "cloud":
         p.add(f"{path}.api_key_env", "missing; a cloud upstream needs its key: "
               "api_key_env: CLOUD_API_KEY (and the key in .env)")
-    elif url is not None and host not in LOOPBACK_HOSTS:
-        p.add(f"{path}.api_key_env", f"missing; {host} is another host: run its edge gateway "
-              "with a key (./stack edge) and name the variable holding it here")
     follow = _follow(node, path, p, environ) if first or "follow" in node \
         or "follow_env" in node else False
     if follow and host not in LOOPBACK_HOSTS:

@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     _S("FOUNDRY_MODEL", "qwen2.5-0.5b", "Catalog model alias the embedded server loads (needs internet the first time).", "foundry"),
     _S("FOUNDRY_MODEL_PATH", "", "Local ONNX Runtime GenAI model folder to serve instead of a catalog model (works offline).", "foundry"),
     _S("GATEWAY_API_KEY", "", "Key every client of the gateway sends (Open WebUI, the exporter, Prometheus); generated.", "foundry", secret=True),
+    _S("EDGE_API_KEY", "", "Key of this machine's edge gateway (`./stack edge`): what another machine's stack sends to use this machine's Foundry Local; generated.", "foundry", secret=True),
+    _S("GATEWAY_FLEET_FILE", "", "A gateway config with several upstreams (other machines' edge gateways, a cloud; gateway/fleet.example.yml) used instead of gateway/config.stack.yml, relative to the project. Empty: this machine's Foundry Local only (README, Several machines).", "foundry"),
     _S("GATEWAY_PER_USER", "false", "Count requests and tokens per Open WebUI user at the gateway (true/false; Open WebUI forwards user names; the first 20 users get their own label).", "foundry"),
     # -- Open WebUI ---------------------------------------------------------
     _S("WEBUI_ADMIN_EMAIL", "admin@example.com", "Open WebUI admin account created headlessly on first start (signup is closed afterwards).", "openwebui"),
@@ -81,6 +83,9 @@ SETTINGS: tuple[Setting, ...] = (
     # -- managed by `invoke up` (the container view of the discovered Foundry) --
     _S("GATEWAY_UPSTREAM_URL", "", "Foundry Local as the gateway sees it (on the host): the service root, plus /catalogs/local when it serves local models. Set by `up`; pin FOUNDRY_LOCAL_ENDPOINT instead.", "managed", managed=True),
     _S("GATEWAY_UPSTREAM_FOLLOW", "false", "true when the gateway re-finds Foundry Local on a new port by itself (a Foundry found through its CLI: its port changes on each start). Set by `up`; false for FOUNDRY_LOCAL_ENDPOINT and the embedded server.", "managed", managed=True),
+    _S("GATEWAY_CONFIG_FILE", "", "The gateway's config as compose mounts it: gateway/config.stack.yml or GATEWAY_FLEET_FILE, checked. Set by `up`.", "managed", managed=True),
+    _S("GATEWAY_ENV_FILE", "", "File (0600) with the upstream keys the fleet file names, for the gateway's container only. Set by `up` to <STACK_STATE_DIR>/gateway/upstreams.env.", "managed", managed=True),
+    _S("GATEWAY_CONFIG_DIGEST", "", "Digest of the gateway's config and keys: a change re-creates its container. Set by `up`.", "managed", managed=True),
     _S("GATEWAY_LISTEN", "", "Addresses the gateway listens on (loopback and the Docker bridge address). Set by `up`.", "managed", managed=True),
     _S("PROMETHEUS_SECRETS_DIR", "", "Folder (0700) holding the gateway key Prometheus scrapes with and its scrape target. Set by `up` to <STACK_STATE_DIR>/prometheus.", "managed", managed=True),
     _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
@@ -153,6 +158,8 @@ FOUNDRY_PORT_KEY = "FOUNDRY_PORT"
 ALERTMANAGER_CONFIG_KEY = "ALERTMANAGER_CONFIG_DIR"  # managed: where `up` renders alertmanager.yml
 PROMETHEUS_SECRETS_KEY = "PROMETHEUS_SECRETS_DIR"  # managed: the gateway key file + scrape target
 GATEWAY_KEY = "GATEWAY_API_KEY"
+EDGE_KEY = "EDGE_API_KEY"
+FLEET_FILE_KEY = "GATEWAY_FLEET_FILE"
 GATEWAY_CONFIG = "gateway/config.stack.yml"
 
 # Project files the checks read (the exporter's stack config, Grafana's provisioning).

@@ -22,6 +22,7 @@ from stackctl.console import Reporter
 from stackctl.docker import compose as composer
 from stackctl.docker import engine, health, images
 from stackctl.errors import StackError
+from stackctl.fleet import stackconfig
 from stackctl.foundry import bridge, door
 from stackctl.foundry import view as foundry_link
 from stackctl.lifecycle.reset_admin import foreign_data_message
@@ -61,6 +62,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     # Its folder reaches .env (a managed key) only once every preflight has passed: a
     # refused `up` leaves .env as it was.
     am_env, am_changed = alert_config.render_for(stack)
+    stackconfig.check(stack)  # the gateway's config (a fleet file) too: nothing started yet
     if am_changed:
         r.ok(f"Alertmanager config rendered into {alert_config.config_dir(stack)} (mode 0600)")
     client = engine.client()
@@ -75,6 +77,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     env_before = stack.env_file.read_bytes()
     try:
         managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip(), follow=door.follows(view.source))
+        managed |= stackconfig.prepare(stack, managed)  # a bad fleet file stops here
         secrets_env, _ = door.render_prometheus_secrets(stack)
         # Every preflight has passed: now the managed keys reach .env (compose needs all).
         if envfile.set_managed(stack.env_file, managed | secrets_env | am_env):

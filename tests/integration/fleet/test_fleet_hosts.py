@@ -256,3 +256,35 @@ def test_cloud_fallback_and_local_only_with_every_host_down(fleet) -> None:
                 host.run("ip", "link", "set", host.inner, "up")
     finally:
         gw.stop()
+
+
+def test_one_command_offers_a_hosts_foundry(fleet, tmp_path) -> None:
+    """`./stack edge` on a Foundry host (the invoke task behind it, run inside host 3): it
+    generates the key into that host's .env (0600), finds Foundry, prints the two lines
+    the stack's machine needs, and serves with that key."""
+    host = fleet.hosts[2]
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"FOUNDRY_LOCAL_ENDPOINT=http://127.0.0.1:{FOUNDRY_PORT}\n"
+                        f"STACK_STATE_DIR={tmp_path / 'state'}\n")
+    log = tmp_path / "edge-command.log"
+    listen = f"{host.address}:{EDGE_PORT + 1}"
+    proc = host.spawn([str(Path(sys.executable).parent / "invoke"), "-r", str(REPO), "edge",
+                       "--listen", listen, "--name", "desk3"], log,
+                      {"STACK_ENV_FILE": str(env_file), "NO_COLOR": "1", "COLUMNS": "200",
+                       "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        wait_for(lambda: httpx.get(f"http://{listen}/healthz", timeout=1).status_code == 200,
+                 "the edge command's gateway", timeout=30, interval=0.2)
+        out = log.read_text()
+        key = next(ln.split("=", 1)[1].strip() for ln in out.splitlines()
+                   if ln.strip().startswith("EDGE_DESK3_KEY="))
+        assert f"EDGE_API_KEY={key}" in env_file.read_text().replace("'", "")
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert f'- {{name: desk3, url: "http://{listen}", api_key_env: EDGE_DESK3_KEY}}' in out
+        assert httpx.get(f"http://{listen}/v1/models", timeout=5).status_code == 401
+        ok = httpx.get(f"http://{listen}/v1/models", timeout=5,
+                       headers={"Authorization": f"Bearer {key}"})
+        assert [m["id"] for m in ok.json()["data"]] == [TINY_MODEL_ID]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)

@@ -14,6 +14,7 @@ import yaml
 
 from stackctl.config import envfile
 from stackctl.config.settings import BY_KEY, SERVICE_NAMES, SERVICES
+from tests.unit.stack.compose_env import managed_for_compose
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "compose.yaml"
@@ -52,7 +53,9 @@ def test_each_service_is_wired_as_the_settings_table_says(service):
         assert str(service.container_port) in str(svc["healthcheck"]["test"])
     assert svc["image"].startswith(f"${{{service.image_key}:?")
     mounts = [v.split(":")[0] for v in svc.get("volumes", [])]
-    assert (service.volume in mounts) if service.volume else all(m.startswith(".") for m in mounts)
+    # Project files (./…) or files `up` renders and names in a managed key (${KEY:?…}).
+    assert (service.volume in mounts) if service.volume else all(m.startswith((".", "${"))
+                                                                  for m in mounts)
     assert svc.get("profiles", []) == ([service.profile] if service.profile else [])
     if service.build:
         build = svc["build"]
@@ -78,10 +81,7 @@ def _binaries():
 def test_compose_accepts_the_file(argv, tmp_path):
     env = tmp_path / ".env"
     envfile.ensure(env)
-    envfile.set_managed(env, {"GATEWAY_UPSTREAM_URL": "http://127.0.0.1:1",
-                              "GATEWAY_LISTEN": "127.0.0.1:9180",
-                              "PROMETHEUS_SECRETS_DIR": str(tmp_path),
-                              "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
+    envfile.set_managed(env, managed_for_compose(tmp_path))
     cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
                          "--env-file", str(env), "--profile", "grafana", "config"],
                         capture_output=True, text=True, cwd=REPO)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from stackctl.config import envfile
+from tests.unit.stack.compose_env import managed_for_compose
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILES = (REPO / "compose.yaml",)
@@ -116,10 +117,7 @@ def _compose_binaries() -> list[str]:
 def test_both_compose_lines_keep_the_hardening(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     envfile.ensure(env)
-    envfile.set_managed(env, {"GATEWAY_UPSTREAM_URL": "http://127.0.0.1:1",
-                              "GATEWAY_LISTEN": "127.0.0.1:9180",
-                              "PROMETHEUS_SECRETS_DIR": str(tmp_path),
-                              "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")})
+    envfile.set_managed(env, managed_for_compose(tmp_path))
     for binary in _compose_binaries():
         cp = subprocess.run([binary, "--project-directory", str(REPO),
                              *[a for f in COMPOSE_FILES for a in ("-f", str(f))],
