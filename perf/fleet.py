@@ -12,18 +12,19 @@ key. Central gateways of THIS checkout run as real processes
 
 - one single-upstream gateway per host (config: that host's edge, nothing
   else — the path a one-machine stack takes), and
-- one fleet gateway (config: the three edges + a route), which lists each
-  host's models, plans and picks the least busy host for every request.
+- fleet gateways (config: the three edges + a route), which list each
+  host's models, plan and pick the least busy host for every request; three
+  alike, so that a gateway of either kind is idle as long between requests.
 
 1. Routing overhead (issue 17: <= 1 ms p50 over the single-upstream path).
-   Requests alternate single / fleet, one at a time, each on a fresh
-   connection read by the raw-socket client (perf/gateway_rawclient.py). With
-   nothing in flight the fleet gateway rotates across the hosts, so each
-   single-upstream request goes to the host the fleet request after it is
-   expected on, and the fleet gateway's per-upstream counter (scraped between
-   requests, untimed) says where it really went: a pair compares one host
-   through both paths. Shown: TTFT p50/p95 of both, the difference of the
-   p50s, the median of the per-pair differences, their ratio, and per host.
+   Pairs of requests, one at a time, each on a fresh connection read by the
+   raw-socket client (perf/gateway_rawclient.py). With nothing in flight a
+   fleet gateway rotates across the hosts, so a pair's single-upstream request
+   goes to the host its fleet request is expected on, and the fleet gateway's
+   per-upstream counter (scraped between requests, untimed) says where that
+   really went: a pair compares one host through both paths; which goes first
+   alternates. Shown: TTFT p50/p95 of both, the difference of the p50s, the
+   median of the per-pair differences, their ratio, and per host.
 2. Spreading (issue 17: least-busy across hosts gives a lower p95 than one
    host). --concurrency streamed chats of --max-tokens at once, --rounds
    times, through host1's single-upstream gateway and through the fleet
@@ -31,7 +32,7 @@ key. Central gateways of THIS checkout run as real processes
    per-request completion time, the ratio, and how many each host served.
 
 Numbers, not asserts; the machine's load average is printed with them (all of
-it shares the machine's CPUs — three Foundry processes, four central and three
+it shares the machine's CPUs — three Foundry processes, six central and three
 edge gateways, the client — and whatever else runs). Needs root (namespaces);
 namespaces and processes are removed on exit, Ctrl-C included.
 """
@@ -229,56 +230,105 @@ class Fleet:
 
 # -- 1. routing overhead ---------------------------------------------------------------
 
-def overhead(pairs: int, singles: dict[str, Central], fleet: Central) -> None:
+class Rotation:
+    """A fleet gateway used one request at a time, and where each request went (its /metrics)."""
+
+    def __init__(self, central: Central, names: list[str]) -> None:
+        self.central, self.names = central, names
+        self.request = central.request(PAIR_TOKENS)
+        self.counts, self.history = central.served(), []
+
+    def expected(self) -> str:
+        return next_host(self.names, self.history)
+
+    def stream(self) -> tuple[StreamTiming, str]:
+        timing = self.central.stream(self.request)
+        now = self.central.served()
+        went = [n for n in now if now[n] != self.counts.get(n, 0)]
+        self.counts = now
+        self.history.append(went[0] if len(went) == 1 else "?")
+        return timing, self.history[-1]
+
+
+def overhead(pairs: int, singles: dict[str, Central], fleets: list[Central]) -> None:
     names = list(singles)
     single_req = {n: c.request(PAIR_TOKENS) for n, c in singles.items()}
-    fleet_req = fleet.request(PAIR_TOKENS)
-    counts, history = fleet.served(), []
+    rotations = [Rotation(c, names) for c in fleets]
 
-    def via_fleet() -> StreamTiming:
-        """One fleet request; ``history`` gets the host that answered it (from /metrics)."""
-        nonlocal counts
-        timing = fleet.stream(fleet_req)
-        now = fleet.served()
-        went = [n for n in now if now[n] != counts.get(n, 0)]
-        counts = now
-        history.append(went[0] if len(went) == 1 else "?")
+    def single(host: str) -> StreamTiming:
+        timing = singles[host].stream(single_req[host])
+        singles[host].served()  # as after a fleet request: both kinds of gateway do the same work
         return timing
 
     for _ in range(3):  # warm every path (model, page cache, the gateways' imports)
         for n, c in singles.items():
             c.stream(single_req[n])
-        via_fleet()
-    rows: list[tuple[bool, StreamTiming, StreamTiming, str]] = []  # same host, a, b, host
+        for r in rotations:
+            r.stream()
+    pairs_done: list[Pair] = []
     load = loadavg()
-    for _ in range(pairs):
-        expected = next_host(names, history)
-        a = singles[expected].stream(single_req[expected])
-        b = via_fleet()
-        rows.append((history[-1] == expected, a, b, expected))
-
-    ok = [(a, b, host) for same, a, b, host in rows
-          if same and a.ttft is not None and b.ttft is not None and a.status == b.status == 200]
-    print(f"\n1. routing overhead: {pairs} pairs, single-upstream then fleet, one request at a "
-          f"time, fresh connections, max_tokens {PAIR_TOKENS}; load {load} before, "
-          f"{loadavg()} after\n"
+    for i in range(pairs):
+        # As many fleet gateways as single ones, taken in turn: each gateway of either kind
+        # sees a request about every third pair (an idle process answers a bit slower).
+        rotation = rotations[i % len(rotations)]
+        host = rotation.expected()
+        a_first = i // len(rotations) % 2 == 0  # the first of a pair warms the host for the second
+        if a_first:
+            a = single(host)
+        b, went = rotation.stream()
+        if not a_first:
+            a = single(host)
+        pairs_done.append(Pair(host, went == host, a_first, a, b))
+    print(f"\n1. routing overhead: {pairs} pairs, one request at a time, fresh connections, "
+          f"max_tokens {PAIR_TOKENS}; load {load} before, {loadavg()} after\n"
           f"   (a) single upstream: a gateway whose config is that host's edge alone\n"
-          f"   (b) fleet: the 3-host config + route {ROUTE!r} (listing, plan, least busy)\n"
-          f"   {sum(same for same, *_ in rows)} of {pairs} fleet requests went to the host "
-          f"expected; {len(ok)} pairs on one host with both answered are counted\n")
-    print(f"{'host':<8}{'pairs':>6}{'(a) TTFT p50':>14}{'p95':>8}{'(b) TTFT p50':>14}{'p95':>8}"
-          f"{'b-a p50':>9}{'paired':>8}{'b/a p50':>9}")
+          f"   (b) fleet: a gateway with the 3-host config + route {ROUTE!r} (listing, plan, "
+          f"least busy); {len(fleets)} alike, taken in turn\n"
+          f"   each pair: the same host through (a) and (b), which goes first alternating; "
+          f"{sum(p.same_host for p in pairs_done)} of {pairs} fleet requests went to the host "
+          f"expected\n")
+    print(overhead_table(pairs_done, names))
+
+
+@dataclass(frozen=True)
+class Pair:
+    host: str
+    same_host: bool  # the fleet request went where the single-upstream one did
+    a_first: bool
+    a: StreamTiming
+    b: StreamTiming
+
+    @property
+    def ok(self) -> bool:
+        return (self.same_host and self.a.status == self.b.status == 200
+                and self.a.ttft is not None and self.b.ttft is not None)
+
+    @property
+    def diff_ms(self) -> float:
+        return (self.b.ttft - self.a.ttft) * 1000
+
+
+def overhead_table(pairs: list[Pair], names: list[str]) -> str:
+    ok = [p for p in pairs if p.ok]
+    lines = [f"{'host':<8}{'pairs':>6}{'(a) TTFT p50':>14}{'p95':>8}{'(b) TTFT p50':>14}{'p95':>8}"
+             f"{'b-a p50':>9}{'paired':>8}{'b/a p50':>9}"]
     for label in [*names, "all"]:
-        sel = [(a, b) for a, b, host in ok if label in (host, "all")]
+        sel = [p for p in ok if label in (p.host, "all")]
         if not sel:
             continue
-        a50, a95 = ms([a.ttft for a, _ in sel])
-        b50, b95 = ms([b.ttft for _, b in sel])
-        paired = statistics.median((b.ttft - a.ttft) * 1000 for a, b in sel)
-        print(f"{label:<8}{len(sel):>6}{a50:>14.2f}{a95:>8.2f}{b50:>14.2f}{b95:>8.2f}"
-              f"{b50 - a50:>+9.2f}{paired:>+8.2f}{b50 / a50:>9.3f}")
-    print("TTFT in ms (request sent -> first content chunk); paired = median of (b - the a just "
-          "before it); target: b - a <= 1 ms p50")
+        a50, a95 = ms([p.a.ttft for p in sel])
+        b50, b95 = ms([p.b.ttft for p in sel])
+        lines.append(f"{label:<8}{len(sel):>6}{a50:>14.2f}{a95:>8.2f}{b50:>14.2f}{b95:>8.2f}"
+                     f"{b50 - a50:>+9.2f}{statistics.median(p.diff_ms for p in sel):>+8.2f}"
+                     f"{b50 / a50:>9.3f}")
+    by_order = [(first, [p.diff_ms for p in ok if p.a_first == first]) for first in (True, False)]
+    lines.append("TTFT in ms (request sent -> first content chunk); paired = median of the "
+                 f"per-pair (b - a); {len(pairs) - len(ok)} pairs left out (another host or a "
+                 "failed request)\npaired by order: "
+                 + ", ".join(f"{'a then b' if first else 'b then a'} {statistics.median(d):+.2f} ms"
+                             for first, d in by_order if d)
+                 + " (the order effect the alternation cancels); target: b - a <= 1 ms p50")
+    return "\n".join(lines)
 
 
 # -- 2. one host vs three --------------------------------------------------------------
@@ -404,13 +454,13 @@ def main(argv: list[str] | None = None) -> int:
             fleet.start()
             names = [name(h) for h in fleet.hosts]
             singles = {name(h): fleet.central(f"single-{name(h)}", [h], False) for h in fleet.hosts}
-            routed = fleet.central("fleet", fleet.hosts, True)
+            routed = [fleet.central(f"fleet-{i}", fleet.hosts, True) for i in range(len(singles))]
             print(f"3 hosts (network namespaces), each the real Foundry Local with {MODEL} behind "
                   f"its edge gateway, up in {time.monotonic() - started:.0f} s. {os.cpu_count()} "
-                  "CPUs shared by the 3 Foundry processes, 3 edge and 4 central gateways and this "
+                  "CPUs shared by the 3 Foundry processes, 3 edge and 6 central gateways and this "
                   "client (and whatever else runs): the hosts are not separate machines.")
             overhead(args.pairs, singles, routed)
-            spread(args.concurrency, args.rounds, args.max_tokens, singles["host1"], routed, names)
+            spread(args.concurrency, args.rounds, args.max_tokens, singles["host1"], routed[0], names)
             return 0
         except KeyboardInterrupt:
             print("\ninterrupted: removing the namespaces and processes", file=sys.stderr)
