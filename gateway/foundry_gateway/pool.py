@@ -209,6 +209,17 @@ class Pool:
             await self.refresh()
         return plan(requested, self.config.routing, self.members, prompt_chars(doc), self.fleet)
 
+    def pinned(self, attempts: list[Attempt], name: str, requested: str | None) -> list[Attempt]:
+        """Only the attempts on upstream ``name`` (a request's X-Foundry-Upstream: smoke
+        checks each upstream); the policy still applies (local-only stays local)."""
+        if not any(m.name == name for m in self.members):
+            raise NoRoute(400, f"no upstream named {name!r}; GET /gateway/upstreams lists them")
+        kept = [a for a in attempts if a.member.name == name]
+        if not kept:
+            raise NoRoute(503, f"upstream {name!r} cannot serve {requested!r} now (out of "
+                          "rotation, model not loaded there, or not allowed by routing)")
+        return kept
+
     # -- health ---------------------------------------------------------------------
     def begin(self, m: Member) -> None:
         m.in_flight += 1
@@ -258,6 +269,24 @@ class Pool:
                     m.models.invalidate()
                     await m.models.get()
                     self._set(m, True, "")
+
+    def report(self) -> dict:
+        """The state ``./stack status`` shows: no keys, no paths beyond each URL's origin."""
+        from urllib.parse import urlsplit
+
+        def origin(url: str) -> str:
+            parts = urlsplit(url)
+            return f"{parts.scheme}://{parts.netloc}"
+
+        r = self.config.routing
+        return {"fleet": self.fleet,
+                "upstreams": [{"name": m.name, "kind": m.upstream.kind, "url": origin(m.upstream.url),
+                               "up": m.up, "reason": m.reason if not m.up else "",
+                               "models": list(m.loaded), "in_flight": m.in_flight}
+                              for m in self.members],
+                "routes": [{"name": x.name, "models": list(x.models), "local_only": x.local_only}
+                           for x in r.routes],
+                "cloud_fallback": r.cloud_fallback, "local_only": list(r.local_only)}
 
     def close(self) -> None:
         if self._prober is not None:

@@ -42,6 +42,7 @@ _TIMEOUTS = {"connect_timeout", "header_timeout", "idle_timeout", "total_timeout
 UPSTREAM_HEADER = b"x-foundry-upstream"  # which upstream answered (its configured name)
 MODEL_HEADER = b"x-foundry-model"        # the real model sent there, when a route or fallback chose it
 _OWN = {UPSTREAM_HEADER, MODEL_HEADER}    # ours: an upstream's (an edge gateway's) are replaced
+PIN_HEADER = b"x-foundry-upstream"       # on a request: only this upstream (smoke tests each)
 RETRY_DRAIN_BYTES = 64 * 1024            # a 5xx body read (and dropped) before retrying elsewhere
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection first"
 # Inter-token gaps reach the histogram in batches at most this old: observing each
@@ -118,6 +119,11 @@ class Gateway:
             await self._refuse(out, r, received)
         elif r.name == "activity":  # key holders only, whatever metrics_require_key says
             await out.respond_json(200, self.activity.report(time.monotonic(), time.time()))
+        elif r.name == "upstreams":
+            if self.pool.fleet:
+                with contextlib.suppress(UpstreamError):
+                    await self.pool.refresh()
+            await out.respond_json(200, self.pool.report())
         elif r.name == "metrics":
             for m in self.pool.members:
                 self.rec.upstream_state(m.name, m.up, len(m.loaded))
@@ -225,6 +231,10 @@ class Gateway:
         try:
             try:
                 attempts = await self.pool.attempts(requested, doc)
+                pin = next((v for k, v in headers if k == PIN_HEADER), None)
+                if pin is not None:
+                    attempts = self.pool.pinned(attempts, pin.decode("latin-1").strip(),
+                                                requested)
             except NoRoute as exc:
                 code = exc.status
                 kind = "invalid_request_error" if code < 500 else "gateway_error"

@@ -4,8 +4,9 @@ Paths are matched exactly (no normalisation, no prefix match), so ``..``,
 percent-encoding or a trailing slash cannot reach anything but the five doors.
 Model ids inside ``/v1/models/{id}`` are answered by the gateway itself, never
 forwarded, so they cannot smuggle a path upstream; so are ``/healthz``,
-``/metrics`` and ``/gateway/activity`` (when real traffic was last seen, for
-the exporter's canary).
+``/metrics``, ``/gateway/activity`` (when real traffic was last seen, for
+the exporter's canary) and ``/gateway/upstreams`` (the upstreams' state, for
+``./stack status``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FORBIDDEN_PREFIXES = ("/shutdown", "/models/load", "/models/unload", "/openai/lo
                       "/openai/unload", "/v1/audio", "/v1/responses", "/status")
 # Served by the gateway itself.
 HEALTHZ, METRICS, ACTIVITY = "/healthz", "/metrics", ACTIVITY_PATH
+UPSTREAMS = "/gateway/upstreams"  # which upstream is in rotation, with which models (status)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def route(method: str, target: str) -> Route:
         return _only(method, "GET", Route("metrics"), path)
     if path == ACTIVITY:
         return _only(method, "GET", Route("activity"), path)
+    if path == UPSTREAMS:
+        return _only(method, "GET", Route("upstreams"), path)
     if path in EXACT:
         name, allowed = EXACT[path]
         return _only(method, allowed, Route(name), path)

@@ -34,6 +34,7 @@ from stackctl.console import cmd
 from stackctl.docker import compose as composer
 from stackctl.docker import engine
 from stackctl.errors import StackError, UsageError
+from stackctl.fleet import upstreams
 from stackctl.foundry import view as foundry_view
 from stackctl.ports import busy_ports, own_ports
 
@@ -191,6 +192,7 @@ CHECKS: tuple[Check, ...] = (
     Check("docker", check_docker, need_stack),
     Check("foundry", check_foundry, need_stack),
     Check("services", check_services, need_stack),
+    Check("upstreams", upstreams.check_upstreams, need_stack),  # only with a fleet file
     Check("alerting", check_alerting, need_stack),
     Check(OPENWEBUI.name, chat.check_openwebui, need_stack),
     Check("signup", check_signup, _after(need_stack, need_openwebui)),

@@ -15,8 +15,13 @@ from pathlib import Path
 
 from stackctl.checks import chat, observe
 from stackctl.checks.context import Ctx
-from stackctl.checks.runner import FAIL, Report, check_lines, run_checks
+from stackctl.checks.runner import FAIL, Check, Report, check_lines, run_checks
 from stackctl.config.stack import Stack
+from stackctl.fleet import upstreams
+
+# With a fleet file: each upstream in rotation, and one chat pinned to each (fleet/upstreams.py).
+FLEET_CHECKS = (Check("upstreams", upstreams.check_upstreams),
+                Check("chat via each upstream", upstreams.check_pinned_chats))
 
 # Where `--browser` saves its screenshot unless told otherwise, relative to the
 # project root (the README names it; CI keeps it as an artifact).
@@ -48,7 +53,7 @@ def run_smoke(stack: Stack, options: Options | None = None, http=None) -> Report
     opts = options or Options()
     ctx = Ctx(stack=stack, http=http)
     try:
-        checks = [*chat.CHECKS, *observe.CHECKS]
+        checks = [*chat.CHECKS, *FLEET_CHECKS, *observe.CHECKS]
         if opts.browser:
             from stackctl.checks import browser  # lazy: Playwright loads only for --browser
 

@@ -65,11 +65,14 @@ def down(c, volumes=False, yes=False, keep_foundry=False):
 @edge
 def status(c):
     """Services, health, URLs, the Foundry endpoint and its loaded models, the alerts firing."""
+    from stackctl.fleet.upstreams import status_lines
     from stackctl.lifecycle.ops import alert_section, status_table
     from stackctl.lifecycle.ops import status as do_status
 
     rep = do_status()
     R.console.print(status_table(rep))
+    for line in status_lines(rep.stack):  # with a fleet file: each host, its models
+        R.info(line)
     for line in alert_section(rep):
         R.info(line)
     if not rep.healthy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from foundry_gateway import pool
@@ -248,3 +249,24 @@ def test_unknown_model_is_404_and_never_forwarded(fleet, flaky, cloud) -> None:
         r = c.post("/v1/chat/completions", json=_chat("no-such-model"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert flaky.requests == [] and cloud.requests == []
+
+
+def test_the_upstreams_report_and_a_pinned_request(fleet, cloud) -> None:
+    with fleet.client(headers=AUTH) as c:
+        rep = c.get("/gateway/upstreams").json()
+        assert [(u["name"], u["kind"], u["up"]) for u in rep["upstreams"]] == [
+            ("real", "local", True), ("flaky", "local", True), ("cloud", "cloud", True)]
+        assert rep["upstreams"][1]["models"] == [TINY_MODEL_ID, "flaky-only"]
+        assert rep["upstreams"][2]["url"] == cloud.url  # origin only: never a key
+        assert [r["name"] for r in rep["routes"]] == ["flaky-first", "private"]
+        r = c.post("/v1/chat/completions", json=_chat(TINY_MODEL_ID),
+                   headers={"X-Foundry-Upstream": "flaky"})
+        assert r.status_code == 200 and r.headers["x-foundry-upstream"] == "flaky"
+        r = c.post("/v1/chat/completions", json=_chat("private"),
+                   headers={"X-Foundry-Upstream": "cloud"})
+        assert r.status_code == 503 and cloud.requests == []  # local-only stays local
+        r = c.post("/v1/chat/completions", json=_chat(TINY_MODEL_ID),
+                   headers={"X-Foundry-Upstream": "nope"})
+        assert r.status_code == 400 and "/gateway/upstreams" in r.json()["error"]["message"]
+    with httpx.Client(base_url=fleet.url) as anonymous:
+        assert anonymous.get("/gateway/upstreams").status_code == 401
