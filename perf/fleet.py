@@ -123,7 +123,9 @@ def served_counts(metrics_text: str) -> dict[str, int]:
 
 def next_host(names: list[str], history: list[str]) -> str:
     """Where the fleet gateway sends a request when nothing is in flight: the host
-    that answered longest ago (pool.plan's tie rule), the first in order if none has."""
+    that answered longest ago (pool.plan's tie rule), the first in order if none has.
+    Right from the warm-up's end; not for the very first requests (the pool's turn
+    counter starts at its members' default, so host1 answers the first two)."""
     last = {n: i for i, n in enumerate(history)}
     return min(names, key=lambda n: last.get(n, -1))
 
