@@ -1,4 +1,4 @@
-"""Benchmark: the fleet path next to the single-upstream path, and three hosts next to one, in one run.
+"""Benchmark: the fleet path next to the single-upstream path, three hosts next to one.
 
     sudo .venv/bin/python perf/fleet.py [--pairs 200] [--concurrency 12] [--rounds 3]
                                         [--max-tokens 256]
@@ -70,13 +70,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from foundry_gateway.metrics import PREFIX
 from gateway import free_port, loadavg, pct
 from tests.plugins.common import wait_for
+from tests.plugins.foundry import TINY_MODEL_ALIAS, TINY_MODEL_DIR, TINY_MODEL_ID
 from tests.plugins.netns import Host
 
 HOST_NUMBERS = (21, 22, 23)  # 10.213.21-23.x: clear of the fleet test's 1-4, both may run at once
 EDGE_PORT, FOUNDRY_PORT = 9180, 5273  # inside each namespace
 EDGE_CONFIG = REPO / "gateway" / "config.edge.yml"
-TINY_MODEL_DIR, TINY_ALIAS = REPO / "tests" / "fixtures" / "tiny-model", "tiny-chat"
-MODEL = f"{TINY_ALIAS}-generic-cpu:1"
+MODEL = TINY_MODEL_ID
 ROUTE = "fleet-chat"  # the fleet gateway's route: a route lookup is part of the path measured
 PAIR_TOKENS = 16      # the overhead pairs time the first token; a short answer keeps them quick
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
@@ -175,14 +175,15 @@ class Fleet:
             state.mkdir(parents=True)
             launchers.append((host, host.spawn(
                 [sys.executable, "-c", _SERVE, str(state), str(FOUNDRY_PORT), str(TINY_MODEL_DIR),
-                 TINY_ALIAS], self.log(host, "serve"), {"PYTHONPATH": self.path})))
+                 TINY_MODEL_ALIAS], self.log(host, "serve"), {"PYTHONPATH": self.path})))
         for host, proc in launchers:
             if proc.wait(180) != 0:
                 raise SystemExit(f"Foundry in {host.name} did not start; its log ends:\n"
                                  + self.log(host, "serve").read_text()[-2000:])
         for host in self.hosts:
             host.spawn([sys.executable, "-m", "foundry_gateway", "--config", str(EDGE_CONFIG),
-                        "--listen-address", f"{host.address}:{EDGE_PORT}", "--log-level", "WARNING"],
+                        "--listen-address", f"{host.address}:{EDGE_PORT}",
+                        "--log-level", "WARNING"],
                        self.log(host, "edge"),
                        {"EDGE_API_KEY": self.edge_keys[host.n], "PYTHONPATH": self.path,
                         "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{FOUNDRY_PORT}/catalogs/local",
@@ -367,7 +368,7 @@ def burst(c: Central, request: bytes, n: int) -> Burst:
         gate.wait()
         t0 = time.perf_counter()
         try:
-            r = c.stream(request, timeout=300)  # queued behind the others: the first byte can be late
+            r = c.stream(request, timeout=300)  # queued behind others: the first byte can be late
         except OSError:
             return Done(False, time.perf_counter() - t0, None, 0)
         return Done(r.status == 200 and r.done and r.content_chunks > 0, time.perf_counter() - t0,
@@ -446,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("error: perf/fleet.py makes network namespaces, which needs root — run "
                  f"`sudo {sys.executable} perf/fleet.py`")
     if shutil.which("ip") is None:
-        sys.exit("error: the `ip` command (iproute2) is missing — install it: apt-get install iproute2")
+        sys.exit("error: the `ip` command (iproute2) is missing — apt-get install iproute2")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleanup below runs on kill too
     with tempfile.TemporaryDirectory(prefix="perf-fleet-") as tmp:
@@ -462,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                   "CPUs shared by the 3 Foundry processes, 3 edge and 6 central gateways and this "
                   "client (and whatever else runs): the hosts are not separate machines.")
             overhead(args.pairs, singles, routed)
-            spread(args.concurrency, args.rounds, args.max_tokens, singles["host1"], routed[0], names)
+            spread(args.concurrency, args.rounds, args.max_tokens, singles["host1"], routed[0],
+                   names)
             return 0
         except KeyboardInterrupt:
             print("\ninterrupted: removing the namespaces and processes", file=sys.stderr)
