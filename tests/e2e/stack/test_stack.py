@@ -223,3 +223,85 @@ def test_doctor_is_clean_on_a_healthy_stack(e2e_stack, up):
     assert cp.returncode in (0, 1)
     secrets = [e2e_stack.env[k] for k in ("WEBUI_ADMIN_PASSWORD", "WEBUI_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD")]
     assert not any(x in cp.stdout + cp.stderr for x in secrets)
+
+
+# -- A fleet on the same stack (issue 17): last in the module, it changes the gateway's config.
+# Three Foundry hosts in network namespaces behind edge gateways (tests/plugins/fleet.py);
+# the gateway container (host networking) reaches them as it would reach LAN machines.
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, up):
+    from tests.plugins.fleet import Fleet
+
+    if os.geteuid() != 0:
+        pytest.fail("the fleet tests need network namespaces: run as root (CI does)")
+    f = Fleet(tmp_path_factory.mktemp("fleet")).start()
+    yield f
+    f.stop()
+
+
+def _set_env(path, **values: str) -> None:
+    lines = [ln for ln in path.read_text().splitlines() if ln.split("=", 1)[0] not in values]
+    path.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
+
+
+def _fleet_file(fleet, path, extra: str = "") -> None:
+    from tests.plugins.fleet import EDGE_PORT
+
+    hosts = "".join(f"  - {{name: host{h.n}, url: \"http://{h.address}:{EDGE_PORT}\", "
+                    f"api_key_env: EDGE_{h.n}_KEY}}\n" for h in fleet.hosts)
+    path.write_text("upstreams:\n  - {name: foundry, url_env: GATEWAY_UPSTREAM_URL, "
+                    "follow_env: GATEWAY_UPSTREAM_FOLLOW}\n" + hosts + extra
+                    + "per_user: {enabled: true, header: name, max_users: 20}\n")
+
+
+def test_a_bad_fleet_file_is_refused_before_anything_changes(e2e_stack, fleet, tmp_path):
+    from tests.plugins.fleet import edge_key
+
+    bad = tmp_path / "fleet.yml"
+    _fleet_file(fleet, bad, "  - {name: host1, url: \"http://10.213.9.2:9180\", "
+                            "api_key_env: EDGE_9_KEY}\n")
+    before = states(e2e_stack)[GATEWAY.name].container
+    _set_env(e2e_stack.env_file, GATEWAY_FLEET_FILE=str(bad),
+             **{f"EDGE_{h.n}_KEY": edge_key(h.n) for h in fleet.hosts})
+    env_before = e2e_stack.env_file.read_text()
+    cp = e2e_stack.invoke("up")
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert f'{bad}: upstreams[4].name: "host1" is used twice' in cp.stderr
+    assert f"{bad}: upstreams[4].api_key_env: environment variable EDGE_9_KEY is not set" in cp.stderr
+    assert states(e2e_stack)[GATEWAY.name].container == before  # nothing re-created
+    assert e2e_stack.env_file.read_text() == env_before  # nothing written
+
+
+def test_the_fleets_models_reach_open_webui_and_each_host_chats(e2e_stack, fleet, tmp_path):
+    from tests.plugins.foundry import TINY_MODEL_ID as HOSTS_MODEL
+
+    good = tmp_path / "fleet.yml"
+    _fleet_file(fleet, good, f"routing:\n  routes:\n    - {{name: code, models: [\"{HOSTS_MODEL}\"]}}\n")
+    for h in fleet.hosts:  # a route must name a model some upstream declares
+        good.write_text(good.read_text().replace(
+            f"api_key_env: EDGE_{h.n}_KEY}}", f"api_key_env: EDGE_{h.n}_KEY, models: [\"{HOSTS_MODEL}\"]}}"))
+    _set_env(e2e_stack.env_file, GATEWAY_FLEET_FILE=str(good))
+    cp = e2e_stack.invoke("up")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    keys = (e2e_stack.state_dir / "gateway" / "upstreams.env")
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert sorted(k.split("=")[0] for k in keys.read_text().split()) == ["EDGE_1_KEY", "EDGE_2_KEY",
+                                                                         "EDGE_3_KEY"]
+    ui = signin(e2e_stack)
+    # The union, one entry per id: the stack's own model, the hosts' model (served by three
+    # hosts), the route.
+    assert sorted(ui.models(refresh=True)) == sorted([TINY, HOSTS_MODEL, "code"])
+    r = ui.post("/api/chat/completions", timeout=120,
+                json={"model": "code", "max_tokens": 8, "stream": False,
+                      "messages": [{"role": "user", "content": "Say hi"}]})
+    assert r.status_code == 200, r.text
+    status = e2e_stack.invoke("status")
+    assert "upstreams (4 of 4 in rotation):" in status.stdout, status.stdout
+    for h in fleet.hosts:
+        assert f"host{h.n}" in status.stdout
+    smoke = e2e_stack.invoke("smoke")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    for name in ("foundry", *(f"host{h.n}" for h in fleet.hosts)):
+        assert f"chat via {name}" in smoke.stdout
