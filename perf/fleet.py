@@ -387,7 +387,7 @@ def burst(c: Central, request: bytes, n: int) -> Burst:
                  {k: after[k] - before.get(k, 0) for k in after})
 
 
-SPREAD_HEADER = (f"{'round':<7}{'load 1/5/15':<16}{'path':<9}{'ok':>4}{'tok':>5}{'TTFT p95':>10}"
+SPREAD_HEADER = (f"{'round':<7}{'load 1/5/15':<18}{'path':<9}{'ok':>4}{'tok':>5}{'TTFT p95':>10}"
                  f"{'wall s':>8}{'p50 s':>7}{'p95 s':>7}{'CPU':>6}   {'served by host1/2/3':<21}"
                  f"{'p95 3/1':>8}")
 
@@ -401,7 +401,7 @@ def spread_row(label: str, load: str, path: str, bursts: list[Burst], names: lis
     ttft95 = ms(ttfts)[1] if ttfts else float("nan")
     served = "/".join(str(sum(b.served.get(n, 0) for b in bursts)) for n in names)
     ratio = f"{p95 / one_p95:>8.2f}" if one_p95 else ""
-    return (f"{label:<7}{load:<16}{path:<9}{sum(d.ok for d in done):>4}"
+    return (f"{label:<7}{load:<18}{path:<9}{sum(d.ok for d in done):>4}"
             f"{statistics.mean(d.tokens for d in done):>5.0f}{ttft95:>10.1f}"
             f"{statistics.mean(b.wall for b in bursts):>8.2f}{p50 / 1000:>7.2f}{p95 / 1000:>7.2f}"
             f"{100 * statistics.mean(b.cpu for b in bursts):>5.0f}%   {served:<21}{ratio}")
