@@ -72,11 +72,15 @@ def test_missing_file_names_the_flag(tmp_path: Path) -> None:
                                  "check the --config path")
 
 
-@pytest.mark.parametrize("name", ["config.example.yml", "config.stack.yml"])
+@pytest.mark.parametrize("name", ["config.example.yml", "config.stack.yml", "config.edge.yml",
+                                  "fleet.example.yml"])
 def test_tracked_configs_load(name: str) -> None:
     config = load_config(REPO / "gateway" / name,
-                         environ={**ENV, "GATEWAY_UPSTREAM_URL": "http://127.0.0.1:52180"})
+                         environ={**ENV, "GATEWAY_UPSTREAM_URL": "http://127.0.0.1:52180",
+                                  "EDGE_API_KEY": KEY, "EDGE_DESK2_KEY": KEY,
+                                  "CLOUD_API_KEY": KEY})
     assert config.upstream.name == "foundry"
+    assert config.fleet == (name == "fleet.example.yml")
 
 
 def test_check_config_prints_ok_and_exits_0(tmp_path: Path, monkeypatch, capsys) -> None:
