@@ -156,7 +156,7 @@ class Pool:
         self.members = [Member(u, c, m) for u, c, m in zip(config.upstreams, clients, lists,
                                                             strict=True)]
         self.fleet = config.fleet
-        self._turn = itertools.count()
+        self._turn = itertools.count(1)  # after every member's initial 0
         self._prober: asyncio.Task | None = None
 
     @property

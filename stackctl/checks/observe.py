@@ -124,6 +124,11 @@ def exporter_verdict(text: str, now: float, max_age: float, back_since: float | 
     age = now - stamp
     if age > max_age:
         return _yielding_verdict(rows, target, age, success, now, max_age)
+    if success != 1 and back_since is not None and stamp < back_since:
+        # e.g. `up` had just re-created the gateway (its door): smoke's own chats work now.
+        raise Warned(f"the last chat canary against {target} failed {age:.0f}s ago, before smoke "
+                     "reached Foundry Local; the exporter has not run it since",
+                     f"rerun `{cmd('smoke')}` in a minute (after the exporter's next canary)")
     if success != 1:
         raise Failed(f"the last chat canary against {target} failed ({age:.0f}s ago)",
                      f"`{cmd('doctor')}`; if you just fixed Foundry, rerun `{cmd('smoke')}` after the next "

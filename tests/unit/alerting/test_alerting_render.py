@@ -225,6 +225,7 @@ def test_the_inhibit_rules_are_exactly_these() -> None:
         ("FoundryLocalDown", 'gateway_symptom="true"'),
         ("FoundryAllUpstreamsDown", 'upstream_symptom="true"'),
         ("FoundryAllUpstreamsDown", 'gateway_symptom="true"'),
+        ("FoundryAllUpstreamsDown", 'alertname="FoundryLocalDown"'),
     }
 
 

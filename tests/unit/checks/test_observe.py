@@ -200,6 +200,22 @@ def test_an_up0_from_a_probe_after_smoke_reached_foundry_is_still_a_failure():
     assert not isinstance(err.value, Warned) and "foundry_up=0" in err.value.detail
 
 
+def test_a_failed_canary_older_than_smokes_own_answer_is_a_warning():
+    """Seen after `up` re-created the gateway: the canary that ran during the swap failed,
+    smoke's own chats (later) work; the exporter simply has not run it since."""
+    text = metrics(canary_age=15, canary_ok=0, now=NOW)
+    with pytest.raises(Warned) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130, back_since=NOW - 5)
+    assert "before smoke reached Foundry Local" in err.value.detail and "smoke" in err.value.fix
+
+
+def test_a_failed_canary_after_smokes_own_answer_is_still_a_failure():
+    text = metrics(canary_age=2, canary_ok=0, now=NOW)
+    with pytest.raises(Failed) as err:
+        smoke_observe.exporter_verdict(text, NOW, 130, back_since=NOW - 5)
+    assert not isinstance(err.value, Warned) and "failed (2s ago)" in err.value.detail
+
+
 def test_smoke_waits_for_the_exporters_next_probe_and_then_believes_it(make_ctx, fake):
     """Not probed since Foundry came back: smoke re-reads /metrics until a probe newer
     than its own answer arrives (bounded), and passes once the exporter sees Foundry up."""
