@@ -108,8 +108,11 @@ def test_promtool_fails_when_a_group_goes_missing(out, tmp_path):
 def _compose_openwebui_env(root: Path) -> dict[str, str]:
     """Open WebUI's environment as compose v2 itself resolves it for the project at ``root``."""
     env_file = root / "k8s-test.env"
-    env_file.write_text("".join(f"{s.key}={s.default or ('/x' if s.key.endswith('_DIR') else 'x')}\n"
-                                for s in settings.SETTINGS))
+    def value(s: settings.Setting) -> str:  # files compose reads (env_file) must exist
+        return s.default or ("/x" if s.key.endswith("_DIR") else
+                             "/dev/null" if s.key.endswith("_FILE") else "x")
+
+    env_file.write_text("".join(f"{s.key}={value(s)}\n" for s in settings.SETTINGS))
     cp = subprocess.run([str(COMPOSE_V2), "--project-directory", str(root), "-p", "k8sview", "--env-file",
                          str(env_file), "-f", str(root / "compose.yaml"), "config", "--format", "json"],
                         capture_output=True, text=True, timeout=60,
