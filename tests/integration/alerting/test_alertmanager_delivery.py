@@ -35,7 +35,6 @@ from stackctl.alerting.render import TEMPLATES_DIR
 from tests.integration.observability import live_stack
 from tests.plugins.common import free_ports
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 RULES = Path(__file__).resolve().parents[3] / "prometheus" / "rules" / "foundry.alerts.yml"
 DELIVERY_DEADLINE_S = 60  # group_wait 1 s, group_interval 2 s: seconds, with a loaded 2-core margin
 TOKEN = "tok-9f3e"  # stands for the secret part of a webhook URL
@@ -121,17 +120,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }, templates_dir=str(TEMPLATES_DIR), timings=Timings(group_wait="1s", group_interval="2s"))
     received = Received()
     server = _receiver(hook_port, received)
-    proc = live_stack.start("alertmanager", [
-        ALERTMANAGER, f"--config.file={config}", f"--storage.path={work / 'data'}",
-        f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
-    ], work / "alertmanager.log")
+    proc = live_stack.start_alertmanager(config, am_port, work)
     am_url = f"http://127.0.0.1:{am_port}"
     try:
-        def ready() -> bool:
-            proc.alive_or_fail()
-            return httpx.get(f"{am_url}/-/ready", timeout=2).status_code == 200
-
-        live_stack.wait_until("alertmanager /-/ready", ready, deadline_s=30, every_s=0.2)
         started, fired_at = time.monotonic(), datetime.now(UTC)
         _post(am_url, [_alert("FoundryLocalDown", "local"),
                        _alert("FoundryChatLatencyHigh", "local", model="m", quantile="0.9"),

@@ -24,7 +24,6 @@ from stackctl.alerting.render import TEMPLATES_DIR
 from tests.integration.observability import live_stack
 from tests.plugins.common import free_ports
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 RULES_DIR = Path(__file__).resolve().parents[3] / "prometheus" / "rules"
 
 GW = {"job": "gateway", "instance": "gw:9180"}
@@ -53,17 +52,9 @@ def am_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("upstream-inhibition")
     (port,) = free_ports(1)
     config = write_config(work / "state" / "alertmanager", {}, templates_dir=str(TEMPLATES_DIR))
-    proc = live_stack.start("alertmanager", [
-        ALERTMANAGER, f"--config.file={config}", f"--storage.path={work / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-    ], work / "alertmanager.log")
+    proc = live_stack.start_alertmanager(config, port, work)
     url = f"http://127.0.0.1:{port}"
     try:
-        def ready() -> bool:
-            proc.alive_or_fail()
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-
-        live_stack.wait_until("alertmanager /-/ready", ready, deadline_s=30, every_s=0.2)
         fired_at = datetime.now(UTC).isoformat()
         httpx.post(f"{url}/api/v2/alerts", timeout=10, json=[
             {"labels": _labels(a), "annotations": {"summary": a[0]}, "startsAt": fired_at}

@@ -108,6 +108,24 @@ def start_exporter(config: Path, port: int, workdir: Path, env: dict[str, str] |
     return proc
 
 
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+def start_alertmanager(config: Path, port: int, workdir: Path) -> Process:
+    """Debian's Alertmanager on loopback ``port`` with ``config``, single node, ready."""
+    proc = start("alertmanager", [
+        ALERTMANAGER, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+    ], workdir / "alertmanager.log")
+
+    def ready() -> bool:
+        proc.alive_or_fail()
+        return httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200
+
+    wait_until("alertmanager /-/ready", ready, deadline_s=30, every_s=0.2)
+    return proc
+
+
 def start_prometheus(project_config: Path, rules_dir: Path, addresses: dict[str, list[str]],
                      port: int, workdir: Path, secrets_dir: Path | None = None) -> Process:
     confdir = workdir / "prometheus"
