@@ -1,0 +1,182 @@
+"""`./stack knowledge.sync` / `knowledge.list` against a real Open WebUI: the stand-in image
+(open-webui==0.12.4 with all-MiniLM-L6-v2 baked in, offline) in a lone container with the
+stack's own openwebui.env and a headless admin, on a real Docker Engine. The commands run
+as a user runs them (invoke in a subprocess, an env file of their own)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from stackctl import openwebui
+from stackctl.config import envfile
+from stackctl.foundry import container_url
+from tests.plugins.common import REPO, wait_for
+from tests.plugins.stack import E2EStack, write_env
+
+DOCS = {  # distinct topics, so each query has one right answer
+    "volcanoes.md": "# Volcanoes\n\nMagma rises through cracks in the crust and erupts as lava. "
+                    "Basalt lava flows are runny; andesite builds steep stratovolcanoes.\n",
+    "kitchen/sourdough.txt": "Sourdough bread rises thanks to a starter: flour and water fermented by wild "
+                             "yeast and lactobacilli. Feed the starter daily and bake at 230 degrees.\n",
+    "orbits.html": "<html><body><h1>Orbits</h1><p>Satellites stay in orbit because their sideways speed "
+                   "balances the pull of gravity; geostationary orbits sit 35,786 km above the equator.</p>"
+                   "</body></html>",
+}
+
+
+@pytest.fixture(scope="module")
+def owui(tmp_path_factory, stack_images, foundry_server):
+    """A lone Open WebUI container (the stack's settings) whose OpenAI connection is the
+    session's real Foundry Local serving the tiny model; and an env file naming it."""
+    root = tmp_path_factory.mktemp("knowledge")
+    s = E2EStack(root / ".env", root / "state")
+    write_env(s.env_file, s.state_dir, {"OPENWEBUI_IMAGE": stack_images["OPENWEBUI_IMAGE"]})
+    env = s.env
+    settings = envfile.values(envfile.parse((REPO / "openwebui" / "openwebui.env").read_text()))
+    client = docker.from_env()
+    t0 = time.monotonic()
+    box = client.containers.run(
+        stack_images["OPENWEBUI_IMAGE"], detach=True, name=f"knowledge-e2e-{uuid.uuid4().hex[:8]}",
+        ports={"8080/tcp": ("127.0.0.1", int(env["OPENWEBUI_PORT"]))},
+        extra_hosts={"host.docker.internal": "host-gateway"},
+        environment={**settings, "WEBUI_SECRET_KEY": env["WEBUI_SECRET_KEY"],
+                     "WEBUI_ADMIN_EMAIL": env["WEBUI_ADMIN_EMAIL"], "WEBUI_ADMIN_PASSWORD": env["WEBUI_ADMIN_PASSWORD"],
+                     "OPENAI_API_BASE_URL": container_url(foundry_server.chat_base_url), "OPENAI_API_KEY": "unused"})
+    try:
+        ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
+        wait_for(ui.health, "Open WebUI answers /health", timeout=180)
+        print(f"Open WebUI healthy {time.monotonic() - t0:.1f}s after start")
+        s.ui = openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
+        s.box = box
+        yield s
+    finally:
+        box.remove(force=True, v=True)
+
+
+def _folder(base: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return base
+
+
+def _collection(s, name: str) -> dict:
+    items = s.ui.get("/api/v1/knowledge/").json()["items"]
+    [k] = [k for k in items if k["name"] == name]
+    return k
+
+
+def _files(s, kid: str) -> dict[str, dict]:
+    """The collection's files by the folder path they were synced from."""
+    items = s.ui.get(f"/api/v1/knowledge/{kid}/files", params={"limit": 100}).json()["items"]
+    return {f["meta"]["data"]["source_path"]: f for f in items}
+
+
+def _best_source(s, kid: str, query: str) -> str:
+    """The file Open WebUI's vector search ranks first for ``query`` (real embeddings)."""
+    r = s.ui.post("/api/v1/retrieval/query/collection", json={"collection_names": [kid], "query": query, "k": 1})
+    r.raise_for_status()
+    return r.json()["metadatas"][0][0]["source_path"]
+
+
+def _summary(out: str) -> str:
+    [line] = [ln for ln in out.splitlines() if re.search(r"\d+ added, \d+ updated", ln)]
+    return line
+
+
+def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_path):
+    notes = _folder(tmp_path / "field-notes", {**DOCS, "photo.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+                                              "empty.txt": b"", ".git/config": "[core]"})
+    t0 = time.monotonic()
+    first = owui.invoke("knowledge.sync", str(notes))
+    print(f"first sync of {len(DOCS)} documents: {time.monotonic() - t0:.1f}s (CLI process included)")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "created knowledge collection 'field-notes'" in first.stdout
+    assert "skipped photo.png: binary file (.png): " in first.stdout
+    assert "skipped empty.txt: empty: nothing to index" in first.stdout
+    assert ".git" not in first.stdout
+    assert re.search(r"'field-notes': 3 added, 0 updated, 0 removed, 2 skipped, 0 failed, 0 unchanged in [\d.]+s",
+                     _summary(first.stdout))
+    kid = _collection(owui, "field-notes")["id"]
+    files = _files(owui, kid)
+    assert sorted(files) == sorted(DOCS)
+    for rel, text in DOCS.items():
+        assert files[rel]["meta"]["file_hash"] == hashlib.sha256(text.encode()).hexdigest()
+    assert _best_source(owui, kid, "how does lava erupt from a volcano") == "volcanoes.md"
+    assert _best_source(owui, kid, "feeding the yeast starter before baking") == "kitchen/sourdough.txt"
+    assert _best_source(owui, kid, "why satellites do not fall down") == "orbits.html"
+
+    again = owui.invoke("knowledge.sync", str(notes))
+    assert again.returncode == 0
+    assert re.search(r"0 added, 0 updated, 0 removed, 2 skipped, 0 failed, 3 unchanged", _summary(again.stdout))
+    assert {rel: f["id"] for rel, f in _files(owui, kid).items()} == {rel: f["id"] for rel, f in files.items()}
+
+    (notes / "kitchen" / "sourdough.txt").write_text("Rye sourdough needs a wetter dough and a longer proof.\n")
+    (notes / "volcanoes.md").unlink()
+    edited = owui.invoke("knowledge.sync", str(notes))
+    assert edited.returncode == 0
+    assert "updated kitchen/sourdough.txt" in edited.stdout and "removed volcanoes.md" in edited.stdout
+    assert re.search(r"0 added, 1 updated, 1 removed, 2 skipped, 0 failed, 1 unchanged", _summary(edited.stdout))
+    now = _files(owui, kid)
+    assert sorted(now) == ["kitchen/sourdough.txt", "orbits.html"]
+    assert now["kitchen/sourdough.txt"]["id"] != files["kitchen/sourdough.txt"]["id"]
+    assert "Rye sourdough" in owui.ui.get(f"/api/v1/files/{now['kitchen/sourdough.txt']['id']}").json()["data"]["content"]
+    # the old versions are gone from Open WebUI altogether, not only unlinked
+    assert owui.ui.get(f"/api/v1/files/{files['volcanoes.md']['id']}").status_code == 404
+    assert owui.ui.get(f"/api/v1/files/{files['kitchen/sourdough.txt']['id']}").status_code == 404
+
+    listed = owui.invoke("knowledge.list")
+    assert listed.returncode == 0
+    assert re.search(rf"field-notes\s+2\s+\d{{4}}-\d\d-\d\dT[\d:]+\+00:00 from {re.escape(str(notes))}", listed.stdout)
+
+
+def test_bad_input_is_refused_one_line_each_and_leaves_nothing_behind(owui, tmp_path):
+    missing = owui.invoke("knowledge.sync", str(tmp_path / "no-such-folder"))
+    assert missing.returncode == 2
+    assert re.fullmatch(re.escape(f"error: {tmp_path / 'no-such-folder'}: no such folder — give an existing folder, "
+                                  "e.g. `") + r"(\./stack|\S+/stack) knowledge\.sync ~/notes`", missing.stderr.strip())
+
+    limit = int(envfile.values(envfile.parse((REPO / "openwebui" / "openwebui.env").read_text()))["RAG_FILE_MAX_SIZE"])
+    box = _folder(tmp_path / "inbox", {"ok.md": "Tides follow the moon.\n", "broken.pdf": "not a PDF at all\n"})
+    with (box / "scan.txt").open("wb") as f:
+        f.truncate(limit * 1024 * 1024 + 1)  # sparse: over the limit without writing it
+        f.seek(0)
+        f.write(b"text")
+    before = {f["id"] for f in owui.ui.get("/api/v1/files/", params={"content": "false"}).json()["items"]}
+    bad = owui.invoke("knowledge.sync", str(box))
+    assert bad.returncode == 1
+    assert f"refused scan.txt: {limit:.1f} MB is over Open WebUI's upload limit of {limit} MB (RAG_FILE_MAX_SIZE)" \
+        in bad.stdout
+    assert re.search(r"FAILED broken\.pdf: \S.*\(", bad.stdout)  # Open WebUI's own reason, one line
+    assert re.search(r"1 added, 0 updated, 0 removed, 1 skipped, 1 failed, 0 unchanged", _summary(bad.stdout))
+    assert "2 file(s) not synced (see above); fix them and run" in bad.stdout
+    kid = _collection(owui, "inbox")["id"]
+    assert sorted(_files(owui, kid)) == ["ok.md"]
+    after = owui.ui.get("/api/v1/files/", params={"content": "false"}).json()["items"]
+    assert [f["filename"] for f in after if f["id"] not in before] == ["ok.md"]  # no orphan of broken.pdf
+
+
+def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path, foundry_server):
+    notes = _folder(tmp_path / "atlas", DOCS)
+    assert owui.invoke("knowledge.sync", str(notes)).returncode == 0
+    kid = _collection(owui, "atlas")["id"]
+    models = wait_for(lambda: owui.ui.models(), "Open WebUI lists Foundry's model", timeout=60)
+    assert foundry_server.model_id in models
+    for query, want in [("How does lava erupt from a volcano?", "volcanoes.md"),
+                        ("How do I feed a sourdough starter?", "sourdough.txt"),
+                        ("Why do satellites stay in orbit?", "orbits.html")]:
+        r = owui.ui.post("/api/chat/completions", timeout=120, json={
+            "model": foundry_server.model_id, "stream": False, "max_tokens": 16,
+            "messages": [{"role": "user", "content": query}], "files": [{"type": "collection", "id": kid}]})
+        assert r.status_code == 200, r.text
+        names = [s["source"]["name"] for s in r.json().get("sources", [])]
+        assert names and names[0] == want, (query, names)
+
