@@ -16,7 +16,6 @@ import pytest
 
 from stackctl import openwebui
 from stackctl.config import envfile
-from stackctl.foundry import container_url
 from tests.plugins.common import REPO, wait_for
 from tests.plugins.stack import E2EStack, write_env
 
@@ -44,11 +43,13 @@ def owui(tmp_path_factory, stack_images, foundry_server):
     t0 = time.monotonic()
     box = client.containers.run(
         stack_images["OPENWEBUI_IMAGE"], detach=True, name=f"knowledge-e2e-{uuid.uuid4().hex[:8]}",
-        ports={"8080/tcp": ("127.0.0.1", int(env["OPENWEBUI_PORT"]))},
-        extra_hosts={"host.docker.internal": "host-gateway"},
-        environment={**settings, "WEBUI_SECRET_KEY": env["WEBUI_SECRET_KEY"],
+        # Foundry binds loopback only (the stack's gateway is its door to containers), so
+        # this lone Open WebUI shares the host's network and listens on loopback itself.
+        network_mode="host",
+        environment={**settings, "HOST": "127.0.0.1", "PORT": env["OPENWEBUI_PORT"],
+                     "WEBUI_SECRET_KEY": env["WEBUI_SECRET_KEY"],
                      "WEBUI_ADMIN_EMAIL": env["WEBUI_ADMIN_EMAIL"], "WEBUI_ADMIN_PASSWORD": env["WEBUI_ADMIN_PASSWORD"],
-                     "OPENAI_API_BASE_URL": container_url(foundry_server.chat_base_url), "OPENAI_API_KEY": "unused"})
+                     "OPENAI_API_BASE_URL": foundry_server.chat_base_url, "OPENAI_API_KEY": "unused"})
     try:
         ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
         wait_for(ui.health, "Open WebUI answers /health", timeout=180)
@@ -171,12 +172,16 @@ def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path
     models = wait_for(lambda: owui.ui.models(), "Open WebUI lists Foundry's model", timeout=60)
     assert foundry_server.model_id in models
     for query, want in [("How does lava erupt from a volcano?", "volcanoes.md"),
-                        ("How do I feed a sourdough starter?", "sourdough.txt"),
+                        ("How do I feed a sourdough starter?", "kitchen/sourdough.txt"),
                         ("Why do satellites stay in orbit?", "orbits.html")]:
         r = owui.ui.post("/api/chat/completions", timeout=120, json={
             "model": foundry_server.model_id, "stream": False, "max_tokens": 16,
             "messages": [{"role": "user", "content": query}], "files": [{"type": "collection", "id": kid}]})
         assert r.status_code == 200, r.text
-        names = [s["source"]["name"] for s in r.json().get("sources", [])]
-        assert names and names[0] == want, (query, names)
+        [src] = r.json()["sources"]  # one per collection: its chunks, best first
+        assert src["source"] == {"type": "collection", "id": kid}
+        ranked = [m["source_path"] for m in src["metadata"]]
+        assert src["distances"] == sorted(src["distances"], reverse=True)  # relevance, best first
+        assert ranked[0] == want, (query, ranked, src["distances"])
+        assert r.json()["choices"][0]["message"]["content"]  # the tiny model answered (gibberish)
 
