@@ -10,11 +10,14 @@ import re
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 import pytest
 
 from stackctl import openwebui
+from stackctl.checks import knowledge as knowledge_check
+from stackctl.checks.context import Ctx
 from stackctl.config import envfile
 from tests.plugins.common import REPO, wait_for
 from tests.plugins.stack import E2EStack, write_env
@@ -185,3 +188,13 @@ def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path
         assert ranked[0] == want, (query, ranked, src["distances"])
         assert r.json()["choices"][0]["message"]["content"]  # the tiny model answered (gibberish)
 
+
+def test_smokes_retrieval_check_passes_on_the_synced_collections(owui, foundry_server):
+    """The check `./stack smoke` runs, against this Open WebUI (collections of the tests above)."""
+    ctx = Ctx(stack=None)
+    ctx.ui, ctx.view = owui.ui, SimpleNamespace(chat_models=[foundry_server.model_id])
+    try:
+        detail = knowledge_check.check_retrieval(ctx)
+    finally:
+        ctx.close()
+    assert re.fullmatch(r"'atlas': a question from kitchen/sourdough\.txt cited it \(#1 of 3 sources\)", detail)
