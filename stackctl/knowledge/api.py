@@ -117,7 +117,7 @@ class KnowledgeAPI:
                          json={"file_id": fid}), "remove a file from the collection")
 
     def delete_file(self, fid: str) -> None:
-        r = self.ui.http.delete(f"{self.ui.base_url}/api/v1/files/{fid}", headers=self.ui._headers())
+        r = self.ui.delete(f"/api/v1/files/{fid}")
         if r.status_code not in (200, 404):
             _ok(r, "delete a file")
 

@@ -121,11 +121,12 @@ def sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: P
             api.remove(coll.id, old.id)
         res.updated.append(u.new.rel)
         step("updated", u.new.rel, t0)
+    in_folder = {f.rel for f in local}
     for r in p.remove:
         t0 = clock()
         api.remove(coll.id, r.id)
         res.removed.append(r.rel)
-        step("removed", r.rel, t0)
+        step("removed an extra copy of" if r.rel in in_folder else "removed", r.rel, t0)
     res.seconds = clock() - start
     record(state_dir, coll.id, root)
     return res

@@ -6,6 +6,7 @@ as a user runs them (invoke in a subprocess, an env file of their own)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -166,6 +167,37 @@ def test_bad_input_is_refused_one_line_each_and_leaves_nothing_behind(owui, tmp_
     assert sorted(_files(owui, kid)) == ["ok.md"]
     after = owui.ui.get("/api/v1/files/", params={"content": "false"}).json()["items"]
     assert [f["filename"] for f in after if f["id"] not in before] == ["ok.md"]  # no orphan of broken.pdf
+
+
+def test_what_an_interrupted_run_left_behind_is_cleaned_up_by_the_next(owui, tmp_path):
+    """A run cut off between upload and check leaves a failed file; one cut off between a
+    re-upload and the removal of the old version leaves two copies of a path."""
+    notes = _folder(tmp_path / "cut-off", {"a.md": "Glaciers carve U-shaped valleys as they slide downhill.\n"})
+    assert owui.invoke("knowledge.sync", str(notes)).returncode == 0
+    kid = _collection(owui, "cut-off")["id"]
+    [kept] = _files(owui, kid).values()
+
+    def upload(name: str, content: bytes, ctype: str) -> str:
+        meta = json.dumps({"knowledge_id": kid, "source_path": "a.md"})
+        r = owui.ui.post("/api/v1/files/", params={"process": "true", "process_in_background": "false"},
+                         files={"file": (name, content, ctype)}, data={"metadata": meta})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    stale = upload("a.md", b"An older version of the glacier note, never removed.\n", "text/markdown")
+    failed = upload("b.png", b"\x89PNG\r\n\x1a\n\0\0", "image/png")
+    assert owui.ui.get(f"/api/v1/files/{failed}").json()["data"]["status"] == "failed"
+    assert sorted(f["id"] for f in owui.ui.get(f"/api/v1/knowledge/{kid}/files").json()["items"]) == \
+        sorted([kept["id"], stale])
+
+    again = owui.invoke("knowledge.sync", str(notes))
+    assert again.returncode == 0
+    assert "[1/1] removed an extra copy of a.md (" in again.stdout
+    assert re.search(r"0 added, 0 updated, 1 removed, 0 skipped, 0 failed, 1 unchanged, "
+                     r"1 failed upload\(s\) of an earlier run deleted", _summary(again.stdout))
+    assert [f["id"] for f in owui.ui.get(f"/api/v1/knowledge/{kid}/files").json()["items"]] == [kept["id"]]
+    assert owui.ui.get(f"/api/v1/files/{failed}").status_code == 404
+    assert owui.ui.get(f"/api/v1/files/{stale}").status_code == 404
 
 
 def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path, foundry_server):
