@@ -43,7 +43,11 @@ def sync(c, folder, name=None):
     check_folder(root)  # before signing in: a typo is answered at once
     api, stack = _api()
     R.step(f"syncing {root} into Open WebUI")
-    res = do_sync(root, api, name=name, state_dir=stack.state_dir, say=lambda line: R.info(f"  {line}"))
+    res = do_sync(root, api, name=name, state_dir=stack.state_dir, say=lambda line: R.info(f"  {line}"),
+                  wanted=_openwebui_settings(stack.root))
+    if res.drift:
+        R.warn(f"Open WebUI keeps document settings from before the stack's: {'; '.join(res.drift)} — "
+               "change them in Admin Settings › Documents if you want the stack's (see openwebui/README.md)")
     kept = f", {res.foreign} added by hand left alone" if res.foreign else ""
     swept = f", {res.swept} failed upload(s) of an earlier run deleted" if res.swept else ""
     summary = (f"{res.collection.name!r}: {len(res.added)} added, {len(res.updated)} updated, "
@@ -76,6 +80,14 @@ def list_(c):
         s = state.get(k.id)
         when = f"{s['synced_at']} from {s['folder']}" if s else "never by knowledge.sync here"
         R.info(f"{k.name:<{width}}  {k.file_count:>5}  {when}")
+
+
+def _openwebui_settings(root) -> dict[str, str]:
+    """openwebui/openwebui.env, the settings the stack starts Open WebUI with."""
+    from stackctl.config import envfile
+
+    path = root / "openwebui" / "openwebui.env"
+    return envfile.values(envfile.parse(path.read_text(), str(path)))
 
 
 def _quoted(text: str) -> str:

@@ -58,8 +58,12 @@ class KnowledgeAPI:
     def __init__(self, ui: OpenWebUI):
         self.ui = ui
 
-    def limits(self) -> Limits:
-        cfg = _ok(self.ui.get("/api/v1/retrieval/config"), "show its document settings")
+    def retrieval_config(self) -> dict[str, Any]:
+        """Open WebUI's stored document settings (GET /api/v1/retrieval/config, admin)."""
+        return _ok(self.ui.get("/api/v1/retrieval/config"), "show its document settings")
+
+    def limits(self, cfg: dict[str, Any] | None = None) -> Limits:
+        cfg = self.retrieval_config() if cfg is None else cfg
         size = cfg.get("FILE_MAX_SIZE")
         return Limits(max_mb=int(size) if size else None,
                       allowed_exts=tuple(e.lower().lstrip(".") for e in cfg.get("ALLOWED_FILE_EXTENSIONS") or ()))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from stackctl.config import envfile
 from stackctl.console import cmd
@@ -25,6 +26,9 @@ from stackctl.knowledge.api import Collection, KnowledgeAPI, UploadFailed
 from stackctl.knowledge.plan import Skip, plan
 
 STATE_FILE = "knowledge-sync.json"
+# openwebui/openwebui.env key → the key of Open WebUI's retrieval config that stores it
+RAG_SETTINGS = {"CHUNK_SIZE": "CHUNK_SIZE", "CHUNK_OVERLAP": "CHUNK_OVERLAP", "RAG_TOP_K": "TOP_K",
+                "ENABLE_RAG_HYBRID_SEARCH": "ENABLE_RAG_HYBRID_SEARCH", "RAG_FILE_MAX_SIZE": "FILE_MAX_SIZE"}
 
 
 @dataclass
@@ -41,6 +45,7 @@ class SyncResult:
     foreign: int = 0
     swept: int = 0
     seconds: float = 0.0
+    drift: list[str] = field(default_factory=list)  # stored settings other than the stack's
 
     @property
     def uploads(self) -> int:
@@ -60,6 +65,19 @@ def check_folder(path: Path) -> None:
         raise UsageError(f"{path} is a file, not a folder — give the folder that holds it")
 
 
+def drift(stored: dict[str, Any], wanted: dict[str, str]) -> list[str]:
+    """The retrieval settings Open WebUI has stored that differ from the stack's ``wanted``
+    (openwebui.env), each as ``KEY stored (the stack's ENV_KEY=value)``. Pure.
+
+    Open WebUI reads them from the environment on its first start only: an install made
+    before the stack set them keeps its own, which is the admin's to change."""
+    out = []
+    for env_key, cfg_key in RAG_SETTINGS.items():
+        if env_key in wanted and cfg_key in stored and str(stored[cfg_key]).lower() != wanted[env_key].lower():
+            out.append(f"{cfg_key} {stored[cfg_key]} (the stack's {env_key}={wanted[env_key]})")
+    return out
+
+
 def find(api: KnowledgeAPI, name: str) -> Collection | None:
     same = [k for k in api.collections() if k.name == name]
     if len(same) > 1:
@@ -69,21 +87,24 @@ def find(api: KnowledgeAPI, name: str) -> Collection | None:
 
 
 def sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: Path,
-         say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic) -> SyncResult:
-    """Make collection ``name`` (default: the folder's name) mirror ``root``."""
+         say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic,
+         wanted: dict[str, str] | None = None) -> SyncResult:
+    """Make collection ``name`` (default: the folder's name) mirror ``root``; ``wanted`` are
+    the stack's Open WebUI settings, to report stored ones that differ."""
     start = clock()
     check_folder(root)
     name = (name if name is not None else root.name).strip()
     if not name:
         raise UsageError("the collection name is empty — pass --name NAME")
-    limits = api.limits()
+    cfg = api.retrieval_config()
+    limits = api.limits(cfg)
     local, unreadable = disk.scan(root)
     coll = find(api, name)
     created = coll is None
     if coll is None:
         coll = api.create(name, f"Synced from {root} by {cmd('knowledge.sync')}")
         say(f"created knowledge collection {name!r}")
-    res = SyncResult(collection=coll, created=created)
+    res = SyncResult(collection=coll, created=created, drift=drift(cfg, wanted or {}))
     res.swept = 0 if created else api.sweep(coll.id)
     p = plan(local, api.files(coll.id), limits, unreadable)
     res.unchanged, res.foreign = p.unchanged, p.foreign

@@ -108,6 +108,7 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
     assert "skipped photo.png: binary file (.png): " in first.stdout
     assert "skipped empty.txt: empty: nothing to index" in first.stdout
     assert ".git" not in first.stdout
+    assert "keeps document settings" not in first.stdout  # a fresh install took the stack's
     assert re.search(r"'field-notes': 3 added, 0 updated, 0 removed, 2 skipped, 0 failed, 0 unchanged in [\d.]+s",
                      _summary(first.stdout))
     kid = _collection(owui, "field-notes")["id"]
@@ -198,6 +199,22 @@ def test_what_an_interrupted_run_left_behind_is_cleaned_up_by_the_next(owui, tmp
     assert [f["id"] for f in owui.ui.get(f"/api/v1/knowledge/{kid}/files").json()["items"]] == [kept["id"]]
     assert owui.ui.get(f"/api/v1/files/{failed}").status_code == 404
     assert owui.ui.get(f"/api/v1/files/{stale}").status_code == 404
+
+
+def test_settings_stored_by_an_older_install_are_named_not_overwritten(owui, tmp_path):
+    r = owui.ui.post("/api/v1/retrieval/config/update", json={"CHUNK_SIZE": 1000, "TOP_K": 3})
+    r.raise_for_status()
+    try:
+        notes = _folder(tmp_path / "older", {"a.md": "Lighthouses warn ships away from rocks at night.\n"})
+        cp = owui.invoke("knowledge.sync", str(notes))
+        assert cp.returncode == 0
+        assert ("! Open WebUI keeps document settings from before the stack's: CHUNK_SIZE 1000 (the stack's "
+                "CHUNK_SIZE=800); TOP_K 3 (the stack's RAG_TOP_K=4) — change them in Admin Settings › Documents "
+                "if you want the stack's (see openwebui/README.md)") in cp.stdout
+        stored = owui.ui.get("/api/v1/retrieval/config").json()
+        assert (stored["CHUNK_SIZE"], stored["TOP_K"]) == (1000, 3)  # the admin's to change
+    finally:
+        owui.ui.post("/api/v1/retrieval/config/update", json={"CHUNK_SIZE": 800, "TOP_K": 4}).raise_for_status()
 
 
 def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path, foundry_server):

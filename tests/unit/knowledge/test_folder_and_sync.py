@@ -83,8 +83,11 @@ class FakeCollection:
         self.fail, self.calls, self.n = fail, [], 0
         self.colls = [Collection("k1", "notes", "", len(self.held))] if files is not None else []
 
-    def limits(self):
-        return Limits(max_mb=1)
+    def retrieval_config(self):
+        return {"FILE_MAX_SIZE": 1, "CHUNK_SIZE": 1000, "TOP_K": 4, "ENABLE_RAG_HYBRID_SEARCH": False}
+
+    def limits(self, cfg):
+        return Limits(max_mb=cfg["FILE_MAX_SIZE"])
 
     def collections(self):
         return self.colls
@@ -185,3 +188,27 @@ def test_the_sync_record_keeps_other_collections_and_survives_a_broken_file(tmp_
     assert json.loads((tmp_path / sync.STATE_FILE).read_text()) == {
         "k1": {"folder": "/a", "synced_at": "2026-12-01T12:00:00+00:00"},
         "k2": {"folder": "/b", "synced_at": "2026-12-01T12:00:00+00:00"}}
+
+
+def test_stored_settings_other_than_the_stacks_are_reported_with_both_values():
+    stored = {"CHUNK_SIZE": 1000, "CHUNK_OVERLAP": 100, "TOP_K": 4, "ENABLE_RAG_HYBRID_SEARCH": False,
+              "FILE_MAX_SIZE": None, "TEMPLATE": "…"}
+    wanted = {"CHUNK_SIZE": "800", "CHUNK_OVERLAP": "100", "RAG_TOP_K": "4", "ENABLE_RAG_HYBRID_SEARCH": "false",
+              "RAG_FILE_MAX_SIZE": "20", "OFFLINE_MODE": "true"}
+    assert sync.drift(stored, wanted) == ["CHUNK_SIZE 1000 (the stack's CHUNK_SIZE=800)",
+                                          "FILE_MAX_SIZE None (the stack's RAG_FILE_MAX_SIZE=20)"]
+    assert sync.drift(stored, {}) == []
+
+
+def test_a_sync_reports_the_drift_it_sees(tmp_path):
+    res = sync.sync(_folder(tmp_path, {"a.md": b"A"}), FakeCollection(), state_dir=tmp_path,
+                    wanted={"CHUNK_SIZE": "800", "RAG_TOP_K": "4"})
+    assert res.drift == ["CHUNK_SIZE 1000 (the stack's CHUNK_SIZE=800)"]
+
+
+def test_the_stacks_own_settings_name_every_setting_the_drift_compares():
+    from stackctl.config import envfile
+    from stackctl.config.stack import ROOT
+
+    settings = envfile.values(envfile.parse((ROOT / "openwebui" / "openwebui.env").read_text()))
+    assert set(sync.RAG_SETTINGS) <= set(settings)
