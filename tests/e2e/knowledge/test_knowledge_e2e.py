@@ -247,3 +247,50 @@ def test_smokes_retrieval_check_passes_on_the_synced_collections(owui, foundry_s
     finally:
         ctx.close()
     assert re.fullmatch(r"'atlas': a question from kitchen/sourdough\.txt cited it \(#1 of 3 sources\)", detail)
+
+
+SHOT = REPO / "artifacts" / "knowledge-citation.png"  # kept by CI with the other artifacts
+
+
+def test_the_chat_page_lists_the_synced_file_as_the_first_source(owui, tmp_path, foundry_server):
+    """A person's path in Chromium: sign in, pick the model, type # and pick the collection,
+    ask; the answer's sources list names the matching file first. Screenshot kept."""
+    from playwright.sync_api import sync_playwright
+
+    from stackctl.checks.browser import CHROMIUM_ARGS, chromium
+    from stackctl.checks.browser import _dismiss_release_notes as dismiss_release_notes
+
+    notes = _folder(tmp_path / "gallery", DOCS)
+    assert owui.invoke("knowledge.sync", str(notes)).returncode == 0
+    env = owui.env
+    SHOT.parent.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(owui.url("OPENWEBUI_PORT") + "/auth")
+            page.fill("input[name=email]", env["WEBUI_ADMIN_EMAIL"])
+            page.fill("input[name=password]", env["WEBUI_ADMIN_PASSWORD"])
+            page.click("button:has-text('Sign in')")
+            page.wait_for_selector("#chat-input", timeout=60_000)
+            dismiss_release_notes(page)
+            page.click("#model-selector-model-button")
+            page.click(f"button[aria-label='Select {foundry_server.model_id} model']", timeout=10_000)
+            page.locator("#chat-input").click()
+            page.keyboard.type("#")
+            page.get_by_text("gallery", exact=True).first.click(timeout=10_000)  # the # menu's collection
+            page.locator("#chat-input").click()
+            page.keyboard.type("Why do satellites stay in orbit?")
+            page.keyboard.press("Enter")
+            sources = page.get_by_text(re.compile(r"^\d+ Sources?$")).last
+            sources.click(timeout=120_000)  # shown once the answer is complete
+            listed = {name: page.get_by_text(name, exact=True).last for name in
+                      ("orbits.html", "volcanoes.md", "sourdough.txt")}
+            listed["orbits.html"].wait_for(state="visible", timeout=10_000)
+            listed["orbits.html"].scroll_into_view_if_needed()  # for the screenshot
+            tops = {n: loc.bounding_box()["y"] for n, loc in listed.items() if loc.is_visible()}
+            assert min(tops, key=tops.get) == "orbits.html", tops
+        finally:
+            page.screenshot(path=str(SHOT))
+            browser.close()
+    print(f"citation screenshot kept at {SHOT}")
