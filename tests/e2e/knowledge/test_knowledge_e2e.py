@@ -6,12 +6,16 @@ as a user runs them (invoke in a subprocess, an env file of their own)."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import re
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import docker
 import pytest
@@ -34,10 +38,66 @@ DOCS = {  # distinct topics, so each query has one right answer
 }
 
 
+class PromptRecorder(ThreadingHTTPServer):
+    """A pass-through between Open WebUI and Foundry Local that keeps each request's JSON
+    body: the prompts as they reach Foundry. Responses (streams too) are relayed as read."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str):
+        super().__init__(("127.0.0.1", 0), _Relay)
+        self.upstream = urlsplit(upstream)
+        self.bodies: list[dict] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.upstream.path}"
+
+
+class _Relay(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # the body ends when the connection closes: streams pass as they come
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if body:
+            self.server.bodies.append(json.loads(body))
+        up = self.server.upstream
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
+        conn.request(self.command, self.path, body=body or None,
+                     headers={k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")})
+        resp = conn.getresponse()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v)
+        self.end_headers()
+        while chunk := resp.read1(65536):
+            self.wfile.write(chunk)
+            self.wfile.flush()
+        conn.close()
+
+    do_GET = do_POST = _relay
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def owui(tmp_path_factory, stack_images, foundry_server):
+def recorder(foundry_server):
+    rec = PromptRecorder(foundry_server.chat_base_url)
+    threading.Thread(target=rec.serve_forever, daemon=True).start()
+    yield rec
+    rec.shutdown()
+
+MARKERS = {"volcanoes.md": "erupts as lava", "kitchen/sourdough.txt": "wild yeast and lactobacilli",
+           "orbits.html": "geostationary orbits sit 35,786 km"}  # a phrase of each, as extracted
+
+
+@pytest.fixture(scope="module")
+def owui(tmp_path_factory, stack_images, recorder):
     """A lone Open WebUI container (the stack's settings) whose OpenAI connection is the
-    session's real Foundry Local serving the tiny model; and an env file naming it."""
+    session's real Foundry Local serving the tiny model (through the prompt recorder); and
+    an env file naming it."""
     root = tmp_path_factory.mktemp("knowledge")
     s = E2EStack(root / ".env", root / "state")
     write_env(s.env_file, s.state_dir, {"OPENWEBUI_IMAGE": stack_images["OPENWEBUI_IMAGE"]})
@@ -53,7 +113,7 @@ def owui(tmp_path_factory, stack_images, foundry_server):
         environment={**settings, "HOST": "127.0.0.1", "PORT": env["OPENWEBUI_PORT"],
                      "WEBUI_SECRET_KEY": env["WEBUI_SECRET_KEY"],
                      "WEBUI_ADMIN_EMAIL": env["WEBUI_ADMIN_EMAIL"], "WEBUI_ADMIN_PASSWORD": env["WEBUI_ADMIN_PASSWORD"],
-                     "OPENAI_API_BASE_URL": foundry_server.chat_base_url, "OPENAI_API_KEY": "unused"})
+                     "OPENAI_API_BASE_URL": recorder.base_url, "OPENAI_API_KEY": "unused"})
     try:
         ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
         wait_for(ui.health, "Open WebUI answers /health", timeout=180)
@@ -217,7 +277,7 @@ def test_settings_stored_by_an_older_install_are_named_not_overwritten(owui, tmp
         owui.ui.post("/api/v1/retrieval/config/update", json={"CHUNK_SIZE": 800, "TOP_K": 4}).raise_for_status()
 
 
-def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path, foundry_server):
+def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path, foundry_server, recorder):
     notes = _folder(tmp_path / "atlas", DOCS)
     assert owui.invoke("knowledge.sync", str(notes)).returncode == 0
     kid = _collection(owui, "atlas")["id"]
@@ -236,6 +296,10 @@ def test_a_chat_naming_the_collection_cites_the_matching_document(owui, tmp_path
         assert src["distances"] == sorted(src["distances"], reverse=True)  # relevance, best first
         assert ranked[0] == want, (query, ranked, src["distances"])
         assert r.json()["choices"][0]["message"]["content"]  # the tiny model answered (gibberish)
+        # The prompt as it reached Foundry Local holds the matching document's text, first.
+        prompt = "\n".join(m["content"] for m in recorder.bodies[-1]["messages"])
+        at = {rel: prompt.find(marker) for rel, marker in MARKERS.items()}
+        assert at[want] >= 0 and at[want] == min(i for i in at.values() if i >= 0), (want, at, prompt[:3000])
 
 
 def test_smokes_retrieval_check_passes_on_the_synced_collections(owui, foundry_server):
@@ -255,6 +319,7 @@ SHOT = REPO / "artifacts" / "knowledge-citation.png"  # kept by CI with the othe
 def test_the_chat_page_lists_the_synced_file_as_the_first_source(owui, tmp_path, foundry_server):
     """A person's path in Chromium: sign in, pick the model, type # and pick the collection,
     ask; the answer's sources list names the matching file first. Screenshot kept."""
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     from stackctl.checks.browser import CHROMIUM_ARGS, chromium
@@ -267,6 +332,9 @@ def test_the_chat_page_lists_the_synced_file_as_the_first_source(owui, tmp_path,
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        seen: list[str] = []  # what the page ran into, for a failure's message
+        page.on("response", lambda r: seen.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+        page.on("pageerror", lambda e: seen.append(f"page error: {str(e)[:300]}"))
         try:
             page.goto(owui.url("OPENWEBUI_PORT") + "/auth")
             page.fill("input[name=email]", env["WEBUI_ADMIN_EMAIL"])
@@ -290,6 +358,8 @@ def test_the_chat_page_lists_the_synced_file_as_the_first_source(owui, tmp_path,
             listed["orbits.html"].scroll_into_view_if_needed()  # for the screenshot
             tops = {n: loc.bounding_box()["y"] for n, loc in listed.items() if loc.is_visible()}
             assert min(tops, key=tops.get) == "orbits.html", tops
+        except PlaywrightError as err:
+            raise AssertionError(f"{str(err).splitlines()[0]} — the page saw: {seen[-5:]}") from err
         finally:
             page.screenshot(path=str(SHOT))
             browser.close()
