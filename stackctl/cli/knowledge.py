@@ -66,10 +66,15 @@ def sync(c, folder, name=None):
 @edge
 def list_(c):
     """Knowledge collections in Open WebUI: files, and when each was last synced (and from where)."""
-    from stackctl.knowledge.sync import synced
+    import httpx
+
+    from stackctl.knowledge.sync import lost, synced
 
     api, stack = _api()
-    colls = api.collections()
+    try:
+        colls = api.collections()
+    except httpx.HTTPError as err:
+        raise lost(err) from None
     if not colls:
         R.info(f"no knowledge collections yet — add a folder with `{cmd('knowledge.sync FOLDER')}`")
         return

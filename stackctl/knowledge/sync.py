@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from stackctl.config import envfile
 from stackctl.console import cmd
-from stackctl.errors import UsageError
+from stackctl.errors import StackError, UsageError
 from stackctl.knowledge import folder as disk
 from stackctl.knowledge.api import Collection, KnowledgeAPI, UploadFailed
 from stackctl.knowledge.plan import Skip, plan
@@ -86,11 +88,25 @@ def find(api: KnowledgeAPI, name: str) -> Collection | None:
     return same[0] if same else None
 
 
-def sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: Path,
-         say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic,
-         wanted: dict[str, str] | None = None) -> SyncResult:
+def lost(err: httpx.HTTPError) -> StackError:
+    """Open WebUI stopped answering half-way, as a one-line error with the way on."""
+    why = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
+    return StackError(f"Open WebUI stopped answering ({why}) — check `{cmd('status')}`, then run the "
+                      "sync again: it picks up where this one stopped")
+
+
+def sync(root: Path, api: KnowledgeAPI, **kw: Any) -> SyncResult:
     """Make collection ``name`` (default: the folder's name) mirror ``root``; ``wanted`` are
-    the stack's Open WebUI settings, to report stored ones that differ."""
+    the stack's Open WebUI settings, to report stored ones that differ. See ``_sync``."""
+    try:
+        return _sync(root, api, **kw)
+    except httpx.HTTPError as err:
+        raise lost(err) from None
+
+
+def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: Path,
+          say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic,
+          wanted: dict[str, str] | None = None) -> SyncResult:
     start = clock()
     check_folder(root)
     name = (name if name is not None else root.name).strip()

@@ -12,9 +12,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
-from stackctl.errors import UsageError
+from stackctl.errors import StackError, UsageError
 from stackctl.knowledge import folder, sync
 from stackctl.knowledge.api import Collection, UploadFailed
 from stackctl.knowledge.plan import Limits, RemoteFile
@@ -212,3 +213,15 @@ def test_the_stacks_own_settings_name_every_setting_the_drift_compares():
 
     settings = envfile.values(envfile.parse((ROOT / "openwebui" / "openwebui.env").read_text()))
     assert set(sync.RAG_SETTINGS) <= set(settings)
+
+
+def test_open_webui_going_away_half_way_is_one_line_saying_a_rerun_continues(tmp_path):
+    api = FakeCollection({"a.md": b"A"})
+
+    def gone(kid, path, rel):
+        raise httpx.ReadTimeout("timed out")
+    api.upload = gone
+    with pytest.raises(StackError, match=r"^Open WebUI stopped answering \(timed out\) — check `.*stack status`, "
+                                         r"then run the sync again: it picks up where this one stopped$"):
+        sync.sync(_folder(tmp_path, {"a.md": b"A2"}), api, state_dir=tmp_path)
+    assert sync.synced(tmp_path) == {}  # not recorded as synced
