@@ -25,7 +25,7 @@ from stackctl.console import cmd
 from stackctl.errors import StackError, UsageError
 from stackctl.knowledge import folder as disk
 from stackctl.knowledge.api import Collection, KnowledgeAPI, UploadFailed
-from stackctl.knowledge.plan import Skip, plan
+from stackctl.knowledge.plan import Plan, Skip, plan
 
 STATE_FILE = "knowledge-sync.json"
 # openwebui/openwebui.env key → the key of Open WebUI's retrieval config that stores it
@@ -128,6 +128,15 @@ def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: 
         (res.refused if s.refused else res.skipped).append(s)
         say(f"{'refused' if s.refused else 'skipped'} {s.rel}: {s.reason}")
 
+    _apply(p, root, api, res, {f.rel for f in local}, say, clock)
+    res.seconds = clock() - start
+    record(state_dir, coll.id, root)
+    return res
+
+
+def _apply(p: Plan, root: Path, api: KnowledgeAPI, res: SyncResult, in_folder: set[str],
+           say: Callable[[str], None], clock: Callable[[], float]) -> None:
+    """Carry out ``p`` in the order that keeps the collection whole, into ``res``."""
     steps = p.uploads + len(p.remove)
     done = 0
 
@@ -139,7 +148,7 @@ def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: 
     for f in p.add:
         t0 = clock()
         try:
-            api.upload(coll.id, root / f.rel, f.rel)
+            api.upload(res.collection.id, root / f.rel, f.rel)
         except (UploadFailed, OSError) as e:
             res.failed.append(Skip(f.rel, f"upload failed: {e}", refused=True))
             step("FAILED", f"{f.rel}: {e}", t0)
@@ -149,24 +158,20 @@ def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: 
     for u in p.update:
         t0 = clock()
         try:
-            api.upload(coll.id, root / u.new.rel, u.new.rel)
+            api.upload(res.collection.id, root / u.new.rel, u.new.rel)
         except (UploadFailed, OSError) as e:
             res.failed.append(Skip(u.new.rel, f"upload failed, the previous version is kept: {e}", refused=True))
             step("FAILED", f"{u.new.rel}: {e}", t0)
             continue
         for old in u.old:
-            api.remove(coll.id, old.id)
+            api.remove(res.collection.id, old.id)
         res.updated.append(u.new.rel)
         step("updated", u.new.rel, t0)
-    in_folder = {f.rel for f in local}
     for r in p.remove:
         t0 = clock()
-        api.remove(coll.id, r.id)
+        api.remove(res.collection.id, r.id)
         res.removed.append(r.rel)
         step("removed an extra copy of" if r.rel in in_folder else "removed", r.rel, t0)
-    res.seconds = clock() - start
-    record(state_dir, coll.id, root)
-    return res
 
 
 # --- when each collection was last synced --------------------------------------------
