@@ -65,16 +65,19 @@ def sync(c, folder, name=None):
 @task(name="list")
 @edge
 def list_(c):
-    """Knowledge collections in Open WebUI: files, and when each was last synced (and from where)."""
+    """Knowledge collections in Open WebUI: files, and when each was last synced (and from where);
+    first, how Open WebUI retrieves (embedding model, chunks, top-k, hybrid search)."""
     import httpx
 
-    from stackctl.knowledge.sync import lost, synced
+    from stackctl.knowledge.sync import lost, retrieval_line, synced
 
     api, stack = _api()
     try:
         colls = api.collections()
+        how = retrieval_line(api.embedding_config(), api.retrieval_config())
     except httpx.HTTPError as err:
         raise lost(err) from None
+    R.info(f"Open WebUI {how}")
     if not colls:
         R.info(f"no knowledge collections yet — add a folder with `{cmd('knowledge.sync FOLDER')}`")
         return

@@ -62,6 +62,10 @@ class KnowledgeAPI:
         """Open WebUI's stored document settings (GET /api/v1/retrieval/config, admin)."""
         return _ok(self.ui.get("/api/v1/retrieval/config"), "show its document settings")
 
+    def embedding_config(self) -> dict[str, Any]:
+        """Which embedding engine and model Open WebUI uses (GET /api/v1/retrieval/embedding, admin)."""
+        return _ok(self.ui.get("/api/v1/retrieval/embedding"), "show its embedding settings")
+
     def limits(self, cfg: dict[str, Any] | None = None) -> Limits:
         cfg = self.retrieval_config() if cfg is None else cfg
         size = cfg.get("FILE_MAX_SIZE")

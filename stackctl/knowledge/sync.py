@@ -80,6 +80,17 @@ def drift(stored: dict[str, Any], wanted: dict[str, str]) -> list[str]:
     return out
 
 
+def retrieval_line(embedding: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """How Open WebUI retrieves, in one line: embedding model and where it runs, chunking,
+    top-k, hybrid search. Pure."""
+    engine = embedding.get("RAG_EMBEDDING_ENGINE") or ""
+    where = "built in, on Open WebUI's CPU" if not engine else f"through its {engine} connection"
+    hybrid = "on" if cfg.get("ENABLE_RAG_HYBRID_SEARCH") else "off"
+    rerank = f", reranker {cfg['RAG_RERANKING_MODEL']}" if cfg.get("RAG_RERANKING_MODEL") else ""
+    return (f"embeddings: {embedding.get('RAG_EMBEDDING_MODEL') or '?'} ({where}); chunks of "
+            f"{cfg.get('CHUNK_SIZE')} characters, top {cfg.get('TOP_K')} per question, hybrid search {hybrid}{rerank}")
+
+
 def find(api: KnowledgeAPI, name: str) -> Collection | None:
     same = [k for k in api.collections() if k.name == name]
     if len(same) > 1:

@@ -201,6 +201,9 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
 
     listed = owui.invoke("knowledge.list")
     assert listed.returncode == 0
+    assert listed.stdout.startswith("Open WebUI embeddings: sentence-transformers/all-MiniLM-L6-v2 (built in, on "
+                                    "Open WebUI's CPU); chunks of 800 characters, top 4 per question, "
+                                    "hybrid search off\n"), listed.stdout
     assert re.search(rf"field-notes\s+2\s+\d{{4}}-\d\d-\d\dT[\d:]+\+00:00 from {re.escape(str(notes))}", listed.stdout)
 
 

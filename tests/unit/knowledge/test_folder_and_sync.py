@@ -225,3 +225,15 @@ def test_open_webui_going_away_half_way_is_one_line_saying_a_rerun_continues(tmp
                                          r"then run the sync again: it picks up where this one stopped$"):
         sync.sync(_folder(tmp_path, {"a.md": b"A2"}), api, state_dir=tmp_path)
     assert sync.synced(tmp_path) == {}  # not recorded as synced
+
+
+def test_the_retrieval_line_says_which_model_embeds_where_and_how_much_is_retrieved():
+    cfg = {"CHUNK_SIZE": 800, "TOP_K": 4, "ENABLE_RAG_HYBRID_SEARCH": False, "RAG_RERANKING_MODEL": ""}
+    built_in = {"RAG_EMBEDDING_ENGINE": "", "RAG_EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2"}
+    assert sync.retrieval_line(built_in, cfg) == (
+        "embeddings: sentence-transformers/all-MiniLM-L6-v2 (built in, on Open WebUI's CPU); "
+        "chunks of 800 characters, top 4 per question, hybrid search off")
+    remote = {"RAG_EMBEDDING_ENGINE": "openai", "RAG_EMBEDDING_MODEL": "qwen3-embedding"}
+    assert sync.retrieval_line(remote, {**cfg, "ENABLE_RAG_HYBRID_SEARCH": True, "RAG_RERANKING_MODEL": "bge"}) == (
+        "embeddings: qwen3-embedding (through its openai connection); "
+        "chunks of 800 characters, top 4 per question, hybrid search on, reranker bge")
