@@ -157,9 +157,24 @@ def _summary(out: str) -> str:
     return line
 
 
+def _pdf(path: Path, text: str) -> None:
+    """A one-page PDF with ``text`` as real (extractable) text, as a word processor writes it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig = plt.figure()
+        fig.text(0.05, 0.5, text)
+        fig.savefig(path)
+        plt.close(fig)
+
+
 def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_path):
     notes = _folder(tmp_path / "field-notes", {**DOCS, "photo.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
                                               "empty.txt": b"", ".git/config": "[core]"})
+    _pdf(notes / "reefs.pdf", "Coral reefs are built by tiny animals called polyps.")
     t0 = time.monotonic()
     first = owui.invoke("knowledge.sync", str(notes))
     print(f"first sync of {len(DOCS)} documents: {time.monotonic() - t0:.1f}s (CLI process included)")
@@ -169,20 +184,21 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
     assert "skipped empty.txt: empty: nothing to index" in first.stdout
     assert ".git" not in first.stdout
     assert "keeps document settings" not in first.stdout  # a fresh install took the stack's
-    assert re.search(r"'field-notes': 3 added, 0 updated, 0 removed, 2 skipped, 0 failed, 0 unchanged in [\d.]+s",
+    assert re.search(r"'field-notes': 4 added, 0 updated, 0 removed, 2 skipped, 0 failed, 0 unchanged in [\d.]+s",
                      _summary(first.stdout))
     kid = _collection(owui, "field-notes")["id"]
     files = _files(owui, kid)
-    assert sorted(files) == sorted(DOCS)
+    assert sorted(files) == sorted([*DOCS, "reefs.pdf"])
     for rel, text in DOCS.items():
         assert files[rel]["meta"]["file_hash"] == hashlib.sha256(text.encode()).hexdigest()
     assert _best_source(owui, kid, "how does lava erupt from a volcano") == "volcanoes.md"
     assert _best_source(owui, kid, "feeding the yeast starter before baking") == "kitchen/sourdough.txt"
     assert _best_source(owui, kid, "why satellites do not fall down") == "orbits.html"
+    assert _best_source(owui, kid, "which animals build coral reefs") == "reefs.pdf"  # text extracted from the PDF
 
     again = owui.invoke("knowledge.sync", str(notes))
     assert again.returncode == 0
-    assert re.search(r"0 added, 0 updated, 0 removed, 2 skipped, 0 failed, 3 unchanged", _summary(again.stdout))
+    assert re.search(r"0 added, 0 updated, 0 removed, 2 skipped, 0 failed, 4 unchanged", _summary(again.stdout))
     assert {rel: f["id"] for rel, f in _files(owui, kid).items()} == {rel: f["id"] for rel, f in files.items()}
 
     (notes / "kitchen" / "sourdough.txt").write_text("Rye sourdough needs a wetter dough and a longer proof.\n")
@@ -190,9 +206,9 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
     edited = owui.invoke("knowledge.sync", str(notes))
     assert edited.returncode == 0
     assert "updated kitchen/sourdough.txt" in edited.stdout and "removed volcanoes.md" in edited.stdout
-    assert re.search(r"0 added, 1 updated, 1 removed, 2 skipped, 0 failed, 1 unchanged", _summary(edited.stdout))
+    assert re.search(r"0 added, 1 updated, 1 removed, 2 skipped, 0 failed, 2 unchanged", _summary(edited.stdout))
     now = _files(owui, kid)
-    assert sorted(now) == ["kitchen/sourdough.txt", "orbits.html"]
+    assert sorted(now) == ["kitchen/sourdough.txt", "orbits.html", "reefs.pdf"]
     assert now["kitchen/sourdough.txt"]["id"] != files["kitchen/sourdough.txt"]["id"]
     assert "Rye sourdough" in owui.ui.get(f"/api/v1/files/{now['kitchen/sourdough.txt']['id']}").json()["data"]["content"]
     # the old versions are gone from Open WebUI altogether, not only unlinked
@@ -204,7 +220,7 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
     assert listed.stdout.startswith("Open WebUI embeddings: sentence-transformers/all-MiniLM-L6-v2 (built in, on "
                                     "Open WebUI's CPU); chunks of 800 characters, top 4 per question, "
                                     "hybrid search off\n"), listed.stdout
-    assert re.search(rf"field-notes\s+2\s+\d{{4}}-\d\d-\d\dT[\d:]+\+00:00 from {re.escape(str(notes))}", listed.stdout)
+    assert re.search(rf"field-notes\s+3\s+\d{{4}}-\d\d-\d\dT[\d:]+\+00:00 from {re.escape(str(notes))}", listed.stdout)
 
 
 def test_bad_input_is_refused_one_line_each_and_leaves_nothing_behind(owui, tmp_path):
