@@ -24,7 +24,7 @@ HEAD_BYTES = 8192  # what Open WebUI's own text sniffing reads (routers/files.py
 
 # Open WebUI 0.12.4 with its default (built-in) content extraction engine
 # (retrieval/loaders/main.py _get_loader): these have a loader of their own …
-DOCUMENT_EXTS = frozenset({"pdf", "docx", "xlsx", "pptx", "csv", "htm", "html", "md", "txt", "rst", "xml"})
+DOCUMENT_EXTS = frozenset({"pdf", "docx", "xlsx", "xls", "pptx", "csv", "htm", "html", "md", "txt", "rst", "xml"})
 # … these it reads as text whatever their content type (its known_source_ext) …
 SOURCE_EXTS = frozenset({
     "go", "py", "java", "sh", "bat", "ps1", "cmd", "js", "ts", "css", "cpp", "hpp", "h", "c", "cs", "ino",
@@ -32,9 +32,10 @@ SOURCE_EXTS = frozenset({
     "nginxconf", "conf", "m", "mm", "plsql", "perl", "rb", "rs", "db2", "scala", "bash", "swift", "vue",
     "svelte", "ex", "exs", "erl", "tsx", "jsx", "lhs", "json", "yaml", "yml", "toml", "svg",
 })
-# … these only with the optional `unstructured` package, which its image does not ship;
+# … these only with the optional `unstructured` package, which its image does not ship
+# (.ppt: its fallback, python-pptx, reads only .pptx; .xls has a fallback, pandas + xlrd);
 # any other file is read as text, which fails on binary content.
-NEEDS_UNSTRUCTURED = frozenset({"doc", "epub", "msg", "odt", "ppt", "xls"})
+NEEDS_UNSTRUCTURED = frozenset({"doc", "epub", "msg", "odt", "ppt"})
 
 
 @dataclass(frozen=True)

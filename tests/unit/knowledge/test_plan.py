@@ -38,6 +38,7 @@ def test_the_extension_is_what_follows_the_files_last_dot(rel, ext):
 
 @pytest.mark.parametrize("rel,content", [
     ("notes.md", b"# notes"), ("manual.pdf", b"%PDF-1.7\n\0\0binary"), ("deck.pptx", b"PK\3\4\0\0"),
+    ("old-sheet.xls", b"\xd0\xcf\x11\xe0\0"),
     ("script.py", b"print(1)"), ("README", b"plain text without an extension"), ("notes.adoc", b"= Title"),
     ("latin1.txt", "caf\xe9".encode("latin-1")),
 ])
@@ -61,7 +62,7 @@ def test_a_binary_file_is_found_by_a_nul_byte_in_its_first_8_KiB_like_open_webui
     assert why_not(local("blob", b"ab\0cd"), NO_LIMITS).reason.startswith("binary file (a file without an extension)")
 
 
-@pytest.mark.parametrize("ext", ["doc", "epub", "msg", "odt", "ppt", "xls"])
+@pytest.mark.parametrize("ext", ["doc", "epub", "msg", "odt", "ppt"])
 def test_formats_that_need_unstructured_are_skipped_with_what_to_save_instead(ext):
     s = why_not(local(f"old.{ext}", b"\xd0\xcf\x11\xe0\0"), NO_LIMITS)
     assert s == Skip(f"old.{ext}", f".{ext} needs the optional 'unstructured' package, which Open WebUI's image "
