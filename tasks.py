@@ -12,7 +12,7 @@ import os
 
 from invoke import Collection
 
-from stackctl.cli import day2, dev, fleet, foundry, k8s, stack
+from stackctl.cli import day2, dev, fleet, foundry, k8s, knowledge, stack
 from stackctl.config.settings import TASK_DEFAULTS
 
 ns = Collection()
@@ -20,4 +20,5 @@ for concern in (stack, day2, dev, fleet, k8s):
     for t in concern.ns.tasks.values():
         ns.add_task(t)
 ns.add_collection(foundry.ns, name="foundry")
+ns.add_collection(knowledge.ns, name="knowledge")
 ns.configure({"stack": TASK_DEFAULTS, "run": {"pty": os.isatty(1)}})

@@ -47,6 +47,9 @@ class OpenWebUI:
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.post(self.base_url + path, headers=self._headers(), **kw)
 
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.delete(self.base_url + path, headers=self._headers(), **kw)
+
     # -- API ----------------------------------------------------------------
     def health(self) -> bool:
         try:

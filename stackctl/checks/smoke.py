@@ -1,7 +1,7 @@
 """`smoke`: one pass along the whole path, each link a check with a verdict.
 
 Order follows the data path (Foundry → Open WebUI → sign-in → connection →
-models → chat → exporter → Prometheus → Grafana → browser). A check is skipped
+models → chat → knowledge (when a collection exists) → exporter → Prometheus → Grafana → browser). A check is skipped
 only when a link it stands on is broken, so its verdict could not mean anything
 (no token → no chat; no loaded model → no chat); the observability checks never
 depend on the chat path. The checks live in chat.py, observe.py and browser.py;
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackctl.checks import chat, observe
+from stackctl.checks import chat, knowledge, observe
 from stackctl.checks.context import Ctx
 from stackctl.checks.runner import FAIL, Check, Report, check_lines, run_checks
 from stackctl.config.stack import Stack
@@ -53,7 +53,7 @@ def run_smoke(stack: Stack, options: Options | None = None, http=None) -> Report
     opts = options or Options()
     ctx = Ctx(stack=stack, http=http)
     try:
-        checks = [*chat.CHECKS, *FLEET_CHECKS, *observe.CHECKS]
+        checks = [*chat.CHECKS, *FLEET_CHECKS, *knowledge.CHECKS, *observe.CHECKS]
         if opts.browser:
             from stackctl.checks import browser  # lazy: Playwright loads only for --browser
 

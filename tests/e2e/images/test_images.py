@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+from stackctl.config import envfile
 from tests.e2e.images import build
+from tests.plugins.common import REPO
 
 
 def _run(image: str, *cmd: str, entrypoint: str | None = None) -> str:
@@ -40,6 +42,28 @@ def test_openwebui_stand_in_serves_like_upstream(stack_images: dict[str, str]):
     cmd = _run(image, "sh", "-c", 'echo "$PWD $DATA_DIR $PORT" && command -v curl && cat start.sh')
     assert cmd.startswith("/app/backend /app/backend/data 8080\n")
     assert "exec open-webui serve" in cmd  # the server replaces the shell: PID 1
+
+
+_EMBED = """
+import os
+from huggingface_hub import snapshot_download
+from sentence_transformers import SentenceTransformer
+# what Open WebUI 0.12.4 does offline (retrieval/utils.py get_model_path, routers/retrieval.py get_ef)
+path = snapshot_download(repo_id=os.environ["RAG_EMBEDDING_MODEL"], local_files_only=True,
+                         cache_dir=os.environ["SENTENCE_TRANSFORMERS_HOME"])
+m = SentenceTransformer(path, device="cpu")
+a, b, c = m.encode(["lava erupts from a volcano", "magma reaches the surface", "bake sourdough bread"])
+print(len(a), float(a @ b) > float(a @ c))
+"""
+
+
+def test_openwebui_stand_in_has_its_default_embedding_model_without_network(stack_images: dict[str, str]):
+    image = stack_images["OPENWEBUI_IMAGE"]
+    if image == build.OFFICIAL["OPENWEBUI_IMAGE"]:
+        return  # the official image bakes it the same way; nothing of ours to check
+    stack = envfile.values(envfile.parse((REPO / "openwebui" / "openwebui.env").read_text()))
+    out = _run(image, "env", f"RAG_EMBEDDING_MODEL={stack['RAG_EMBEDDING_MODEL']}", "python", "-c", _EMBED)
+    assert out.splitlines()[-1] == "384 True"
 
 
 def test_prometheus_stand_in_matches_official_layout(stack_images: dict[str, str]):

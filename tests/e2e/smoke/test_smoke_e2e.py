@@ -97,11 +97,35 @@ def test_smoke_passes_on_a_healthy_stack_and_says_how_long_it_took(up):
                  "exporter", "prometheus"):
         assert re.search(rf"^✓ {re.escape(name)}\s+\d+\.\d\ds ", out, re.M), (name, out)
     assert re.search(r"^– grafana\s+0\.00s  skipped: not running", out, re.M), out
+    assert re.search(r"^– knowledge\s+\d+\.\d\ds  skipped: no knowledge collection with files — add a folder "
+                     r"with `\S*stack knowledge\.sync FOLDER`$", out, re.M), out
     total = re.search(r"^smoke passed in (\d+\.\d)s$", out, re.M)
     assert total, out
     assert up.env["WEBUI_ADMIN_PASSWORD"] not in out
     print(f"\n`invoke smoke` on a healthy stack: {total.group(1)}s of checks, {wall:.1f}s wall "
           "(including the invoke process start)")
+
+
+def test_a_synced_folder_is_cited_through_the_gateway_and_smoke_checks_it(up, tmp_path):
+    """The whole stack: knowledge.sync, then smoke's knowledge check chats through Open WebUI
+    and the gateway to Foundry Local. The collection is deleted again for the tests below."""
+    notes = tmp_path / "handbook"
+    notes.mkdir()
+    (notes / "tides.md").write_text("# Tides\n\nThe moon's gravity pulls the oceans into two bulges, "
+                                    "so most coasts see two high tides a day.\n")
+    (notes / "espresso.txt").write_text("Espresso is brewed by forcing hot water at nine bars of pressure "
+                                        "through finely ground coffee for about 25 seconds.\n")
+    cp = up.invoke("knowledge.sync", str(notes))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    ui = signin(up)
+    [kid] = [k["id"] for k in ui.get("/api/v1/knowledge/").json()["items"] if k["name"] == "handbook"]
+    try:
+        rc, out, _ = smoke(up)
+        assert rc == 0, out
+        assert re.search(r"^✓ knowledge\s+\d+\.\d\ds  'handbook': a question from espresso\.txt cited it "
+                         r"\(#1 of 2 sources\)$", out, re.M), out
+    finally:
+        assert ui.delete(f"/api/v1/knowledge/{kid}/delete").status_code == 200
 
 
 def test_twenty_runs_in_a_row_never_hit_the_sign_in_rate_limit(up):

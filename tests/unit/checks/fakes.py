@@ -89,6 +89,7 @@ class FakeStack:
             ("3000", "/openai/verify"): self._verify,
             ("3000", "/api/models"): lambda r: httpx.Response(200, json={"data": [{"id": MODEL}]}),
             ("3000", "/api/chat/completions"): self._chat,
+            ("3000", "/api/v1/knowledge/"): lambda r: httpx.Response(200, json={"items": [], "total": 0}),
             ("9101", "/metrics"): lambda r: httpx.Response(200, text=metrics()),
             ("9090", "/api/v1/targets"): lambda r: httpx.Response(200, json=targets(
                 ("prometheus", "up"), ("foundry-exporter", "up"))),

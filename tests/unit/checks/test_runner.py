@@ -98,7 +98,7 @@ def test_whole_run_against_fakes_lists_every_check_in_the_issue_order(stack, fak
     monkeypatch.setattr(foundry_link, "current", lambda s: (view(), None))
     rep = smoke.run_smoke(stack, http=httpx.Client(transport=httpx.MockTransport(fake)))
     assert [r.name for r in rep.results] == ["foundry", "open-webui", "sign-in", "connection", "models",
-                                             "chat", "chat-stream", "exporter", "prometheus", "grafana",
+                                             "chat", "chat-stream", "knowledge", "exporter", "prometheus", "grafana",
                                              "alertmanager"]
     assert rep.ok, smoke.render(rep)
 
