@@ -45,6 +45,10 @@ def sync(c, folder, name=None):
     R.step(f"syncing {root} into Open WebUI")
     res = do_sync(root, api, name=name, state_dir=stack.state_dir, say=lambda line: R.info(f"  {line}"),
                   wanted=_openwebui_settings(stack.root))
+    if res.stale:
+        from stackctl.knowledge.sync import embedding_of, reindex_hint
+
+        R.warn(reindex_hint(res.collection.name, res.stale, embedding_of(api.embedding_config())))
     if res.drift:
         R.warn(f"Open WebUI keeps document settings from before the stack's: {'; '.join(res.drift)} — "
                "change them in Admin Settings › Documents if you want the stack's (see openwebui/README.md)")
@@ -69,12 +73,20 @@ def list_(c):
     first, how Open WebUI retrieves (embedding model, chunks, top-k, hybrid search)."""
     import httpx
 
-    from stackctl.knowledge.sync import lost, retrieval_line, synced
+    from stackctl.knowledge.sync import (
+        embedding_of,
+        lost,
+        reindex_hint,
+        retrieval_line,
+        stale_model,
+        synced,
+    )
 
     api, stack = _api()
     try:
         colls = api.collections()
-        how = retrieval_line(api.embedding_config(), api.retrieval_config())
+        embedding = api.embedding_config()
+        how = retrieval_line(embedding, api.retrieval_config())
     except httpx.HTTPError as err:
         raise lost(err) from None
     R.info(f"Open WebUI {how}")
@@ -88,6 +100,36 @@ def list_(c):
         s = state.get(k.id)
         when = f"{s['synced_at']} from {s['folder']}" if s else "never by knowledge.sync here"
         R.info(f"{k.name:<{width}}  {k.file_count:>5}  {when}")
+    for k in colls:
+        old = stale_model(state.get(k.id), embedding_of(embedding))
+        if old:
+            R.warn(reindex_hint(k.name, old, embedding_of(embedding)))
+
+
+@task
+@edge
+def reindex(c):
+    """Re-embed every knowledge collection with Open WebUI's current embedding model (after
+    it changed): Open WebUI re-reads the text it stored; the folders are not needed."""
+    import time
+
+    import httpx
+
+    from stackctl.knowledge.sync import embedding_of, lost, mark_reindexed
+
+    api, stack = _api()
+    try:
+        current = embedding_of(api.embedding_config())
+        colls = api.collections()
+        R.step(f"re-embedding {len(colls)} collection(s) with {current.lstrip(':')} "
+               "(Open WebUI works through every file; this can take minutes)")
+        t0 = time.monotonic()
+        api.reindex()
+    except httpx.HTTPError as err:
+        raise lost(err) from None
+    mark_reindexed(stack.state_dir, current)
+    R.ok(f"re-indexed {len(colls)} collection(s) with {current.lstrip(':')} in "
+         f"{time.monotonic() - t0:.0f}s")
 
 
 def _openwebui_settings(root) -> dict[str, str]:
@@ -107,3 +149,4 @@ def _quoted(text: str) -> str:
 ns = Collection("knowledge")
 ns.add_task(sync)
 ns.add_task(list_)
+ns.add_task(reindex)

@@ -66,6 +66,11 @@ class KnowledgeAPI:
         """Which embedding engine and model Open WebUI uses (GET /api/v1/retrieval/embedding, admin)."""
         return _ok(self.ui.get("/api/v1/retrieval/embedding"), "show its embedding settings")
 
+    def reindex(self) -> None:
+        """Re-embed every knowledge collection from the text Open WebUI stored, with its
+        current embedding model (POST /api/v1/knowledge/reindex, admin; runs to the end)."""
+        _ok(self.ui.post("/api/v1/knowledge/reindex", timeout=3600), "re-index its knowledge")
+
     def limits(self, cfg: dict[str, Any] | None = None) -> Limits:
         cfg = self.retrieval_config() if cfg is None else cfg
         size = cfg.get("FILE_MAX_SIZE")

@@ -48,6 +48,7 @@ class SyncResult:
     swept: int = 0
     seconds: float = 0.0
     drift: list[str] = field(default_factory=list)  # stored settings other than the stack's
+    stale: str | None = None  # the embedding model its earlier syncs used, when not today's
 
     @property
     def uploads(self) -> int:
@@ -131,7 +132,9 @@ def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: 
     if coll is None:
         coll = api.create(name, f"Synced from {root} by {cmd('knowledge.sync')}")
         say(f"created knowledge collection {name!r}")
-    res = SyncResult(collection=coll, created=created, drift=drift(cfg, wanted or {}))
+    model = embedding_of(api.embedding_config())
+    res = SyncResult(collection=coll, created=created, drift=drift(cfg, wanted or {}),
+                     stale=stale_model(synced(state_dir).get(coll.id), model))
     res.swept = 0 if created else api.sweep(coll.id)
     p = plan(local, api.files(coll.id), limits, unreadable)
     res.unchanged, res.foreign = p.unchanged, p.foreign
@@ -141,7 +144,8 @@ def _sync(root: Path, api: KnowledgeAPI, *, name: str | None = None, state_dir: 
 
     _apply(p, root, api, res, {f.rel for f in local}, say, clock)
     res.seconds = clock() - start
-    record(state_dir, coll.id, root)
+    # Files embedded by another model stay so until re-indexed: keep the old name then.
+    record(state_dir, coll.id, root, embedding=res.stale or model)
     return res
 
 
@@ -188,8 +192,38 @@ def _apply(p: Plan, root: Path, api: KnowledgeAPI, res: SyncResult, in_folder: s
 # --- when each collection was last synced --------------------------------------------
 
 
+def embedding_of(cfg: dict[str, Any]) -> str:
+    """The embedding model Open WebUI uses now, as one name (``engine:model``; the engine
+    is empty for its built-in SentenceTransformers). Pure."""
+    return f"{cfg.get('RAG_EMBEDDING_ENGINE') or ''}:{cfg.get('RAG_EMBEDDING_MODEL') or ''}"
+
+
+def stale_model(entry: dict[str, str] | None, current: str) -> str | None:
+    """The model a collection was embedded with, when it is not ``current`` (its vectors
+    then answer another model's queries: retrieval is noise until re-indexed). Pure."""
+    old = (entry or {}).get("embedding")
+    return old if old and old != current else None
+
+
+def reindex_hint(name: str, old: str, current: str) -> str:
+    return (f"{name!r} was embedded with {old.lstrip(':')}, Open WebUI now embeds with "
+            f"{current.lstrip(':')}: its search finds noise until re-indexed — run "
+            f"`{cmd('knowledge.reindex')}`")
+
+
+def mark_reindexed(state_dir: Path, current: str) -> int:
+    """After Open WebUI re-embedded every collection: record ``current`` for each."""
+    data = synced(state_dir)
+    for entry in data.values():
+        entry["embedding"] = current
+    if data:
+        envfile.write_atomic(state_dir / STATE_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return len(data)
+
+
 def synced(state_dir: Path) -> dict[str, dict[str, str]]:
-    """Collection id → {"folder", "synced_at" (ISO 8601, UTC)}; {} when never synced here."""
+    """Collection id → {"folder", "synced_at" (ISO 8601, UTC), "embedding"}; {} when never
+    synced here."""
     try:
         data = json.loads((state_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
@@ -197,7 +231,10 @@ def synced(state_dir: Path) -> dict[str, dict[str, str]]:
     return data if isinstance(data, dict) else {}
 
 
-def record(state_dir: Path, kid: str, root: Path, now: datetime | None = None) -> None:
+def record(state_dir: Path, kid: str, root: Path, now: datetime | None = None,
+           embedding: str | None = None) -> None:
     data = synced(state_dir)
     data[kid] = {"folder": str(root), "synced_at": (now or datetime.now(UTC)).isoformat(timespec="seconds")}
+    if embedding:
+        data[kid]["embedding"] = embedding
     envfile.write_atomic(state_dir / STATE_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -223,6 +223,40 @@ def test_a_folder_syncs_idempotently_and_follows_edits_and_deletions(owui, tmp_p
     assert re.search(rf"field-notes\s+3\s+\d{{4}}-\d\d-\d\dT[\d:]+\+00:00 from {re.escape(str(notes))}", listed.stdout)
 
 
+def test_a_changed_embedding_model_is_named_and_reindex_re_embeds_for_real(owui, tmp_path):
+    """Only one embedding model exists offline, so the change is the record's: the
+    collection "was embedded with" another model. list names it with the command; the
+    command runs Open WebUI's own re-index (every collection, from its stored text) and
+    search still finds the right file afterwards."""
+    from stackctl.knowledge.sync import STATE_FILE
+
+    notes = _folder(tmp_path / "atlas", {"volcanoes.md": DOCS["volcanoes.md"],
+                                         "orbits.html": DOCS["orbits.html"]})
+    assert owui.invoke("knowledge.sync", str(notes)).returncode == 0
+    kid = _collection(owui, "atlas")["id"]
+    state = owui.state_dir / STATE_FILE
+    data = json.loads(state.read_text())
+    assert data[kid]["embedding"] == ":sentence-transformers/all-MiniLM-L6-v2"
+    data[kid]["embedding"] = "openai:an-older-model"
+    state.write_text(json.dumps(data))
+    listed = owui.invoke("knowledge.list")
+    assert "'atlas' was embedded with openai:an-older-model, Open WebUI now embeds with " \
+           "sentence-transformers/all-MiniLM-L6-v2" in listed.stdout + listed.stderr
+    assert "`./stack knowledge.reindex`" in listed.stdout + listed.stderr
+    synced = owui.invoke("knowledge.sync", str(notes))  # says it too, and keeps the old name
+    assert "'atlas' was embedded with openai:an-older-model" in synced.stdout + synced.stderr
+    t0 = time.monotonic()
+    done = owui.invoke("knowledge.reindex")
+    print(f"knowledge.reindex of every collection: {time.monotonic() - t0:.1f}s (CLI included)")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"re-indexed \d+ collection\(s\) with sentence-transformers/all-MiniLM-L6-v2", done.stdout)
+    assert json.loads(state.read_text())[kid]["embedding"] == ":sentence-transformers/all-MiniLM-L6-v2"
+    again = owui.invoke("knowledge.list")
+    assert "was embedded with" not in again.stdout + again.stderr
+    assert _best_source(owui, kid, "how does lava erupt from a volcano") == "volcanoes.md"
+    assert _best_source(owui, kid, "why satellites do not fall down") == "orbits.html"
+
+
 def test_bad_input_is_refused_one_line_each_and_leaves_nothing_behind(owui, tmp_path):
     missing = owui.invoke("knowledge.sync", str(tmp_path / "no-such-folder"))
     assert missing.returncode == 2

@@ -87,6 +87,11 @@ class FakeCollection:
     def retrieval_config(self):
         return {"FILE_MAX_SIZE": 1, "CHUNK_SIZE": 1000, "TOP_K": 4, "ENABLE_RAG_HYBRID_SEARCH": False}
 
+    embedding = {"RAG_EMBEDDING_ENGINE": "", "RAG_EMBEDDING_MODEL": "all-MiniLM-L6-v2"}
+
+    def embedding_config(self):
+        return self.embedding
+
     def limits(self, cfg):
         return Limits(max_mb=cfg["FILE_MAX_SIZE"])
 
@@ -237,3 +242,20 @@ def test_the_retrieval_line_says_which_model_embeds_where_and_how_much_is_retrie
     assert sync.retrieval_line(remote, {**cfg, "ENABLE_RAG_HYBRID_SEARCH": True, "RAG_RERANKING_MODEL": "bge"}) == (
         "embeddings: qwen3-embedding (through its openai connection); "
         "chunks of 800 characters, top 4 per question, hybrid search on, reranker bge")
+
+
+def test_a_sync_after_the_embedding_model_changed_says_to_reindex_and_keeps_the_old_name(tmp_path):
+    """Files synced now get the new model's vectors, the rest keep the old ones: the
+    collection stays "embedded with the old model" until `knowledge.reindex`."""
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "a.md").write_text("alpha")
+    api = FakeCollection({"a.md": b"alpha"})
+    state = tmp_path / "state"
+    state.mkdir()
+    sync.record(state, "k1", root, embedding=":old-model")
+    res = sync.sync(root, api, state_dir=state)
+    assert res.stale == ":old-model"
+    assert sync.synced(state)["k1"]["embedding"] == ":old-model"
+    sync.mark_reindexed(state, ":all-MiniLM-L6-v2")
+    assert sync.sync(root, api, state_dir=state).stale is None
