@@ -87,10 +87,8 @@ class FakeCollection:
     def retrieval_config(self):
         return {"FILE_MAX_SIZE": 1, "CHUNK_SIZE": 1000, "TOP_K": 4, "ENABLE_RAG_HYBRID_SEARCH": False}
 
-    embedding = {"RAG_EMBEDDING_ENGINE": "", "RAG_EMBEDDING_MODEL": "all-MiniLM-L6-v2"}
-
     def embedding_config(self):
-        return self.embedding
+        return {"RAG_EMBEDDING_ENGINE": "", "RAG_EMBEDDING_MODEL": "all-MiniLM-L6-v2"}
 
     def limits(self, cfg):
         return Limits(max_mb=cfg["FILE_MAX_SIZE"])
