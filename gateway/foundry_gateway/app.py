@@ -15,13 +15,13 @@ import signal
 import prometheus_client
 
 from .config import Config
-from .follow import Follower
-from .models import ModelList
-from .pool import Pool
 from .proxy import Gateway
 from .recorder import Recorder
 from .server import serve_connection
-from .upstream import UpstreamClient
+from .upstreams.connection import UpstreamClient
+from .upstreams.follow import Follower
+from .upstreams.models import ModelList
+from .upstreams.pool import Pool
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0

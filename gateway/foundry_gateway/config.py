@@ -72,7 +72,7 @@ class Upstream:
     name: str
     url: str  # no trailing slash; Foundry root, optionally + /catalogs/local
     api_key: str | None = field(default=None, repr=False)
-    follow: bool = False  # re-find a loopback upstream that moved to another port (follow.py)
+    follow: bool = False  # re-find a loopback upstream that moved to another port (upstreams/follow.py)
     kind: str = "local"   # local (Foundry or an edge gateway) | cloud
     models: tuple[str, ...] = ()  # cloud: the models offered; local: those expected (optional)
     auth_header: str = "authorization"

@@ -21,13 +21,13 @@ from foundry_exporter.probes.activity import CANARY_HEADER
 from .activity import Activity
 from .config import Config
 from .metrics import NONE
-from .models import list_body, model_object
-from .pool import Attempt, NoRoute, Pool
 from .recorder import CanaryRecorder, Recorder
 from .relay import StreamRelay, usage_of
 from .routes import Route, route
 from .server import ClientConnection, ClientGone, Request
-from .upstream import UpstreamError
+from .upstreams.connection import UpstreamError
+from .upstreams.models import list_body, model_object
+from .upstreams.pool import Attempt, NoRoute, Pool
 
 log = logging.getLogger(__name__)
 

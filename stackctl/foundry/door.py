@@ -46,7 +46,7 @@ def listen_addresses(gateway_port: int, bridge_ip: str | None) -> str:
 
 def follows(source: str) -> bool:
     """Whether the gateway re-finds Foundry on a new port by itself (gateway/foundry_gateway/
-    follow.py): for a Foundry discovery found through its CLI, whose port changes on each
+    upstreams/follow.py): for a Foundry discovery found through its CLI, whose port changes on each
     start — never for FOUNDRY_LOCAL_ENDPOINT (an explicit setting is not second-guessed)
     nor the embedded server (its supervisor keeps its port)."""
     return source == "cli"

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from foundry_gateway import pool
+from foundry_gateway.upstreams import pool
 from tests.integration.gateway.conftest import AUTH, sample
 from tests.plugins.common import REPO, wait_for
 from tests.plugins.fleet import CLOUD_MODEL, EDGE_PORT, FOUNDRY_PORT, HOSTS, Fleet, edge_key

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from foundry_gateway import pool
 from foundry_gateway.config import load_config
+from foundry_gateway.upstreams import pool
 from tests.integration.gateway.conftest import AUTH, KEY, RunningGateway, sample
 from tests.plugins.common import wait_for
 from tests.plugins.foundry import TINY_MODEL_ID

@@ -15,7 +15,8 @@ import h11
 import httpx
 import pytest
 
-from foundry_gateway import server, upstream
+from foundry_gateway import server
+from foundry_gateway.upstreams import connection as upstream
 from perf.gateway_rawclient import chat_request, stream_chat
 from stackctl.errors import StackError
 from stackctl.foundry import stop

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from foundry_gateway.config import ConfigError, Limits, Timeouts, load_config
-from foundry_gateway.follow import MIN_INTERVAL_S, Follower, choose, listening_ports
-from foundry_gateway.upstream import UpstreamClient
+from foundry_gateway.upstreams.connection import UpstreamClient
+from foundry_gateway.upstreams.follow import MIN_INTERVAL_S, Follower, choose, listening_ports
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 TCP = HEADER + "\n".join([

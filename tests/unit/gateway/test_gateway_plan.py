@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from foundry_gateway.config import Route, Routing, Upstream
-from foundry_gateway.pool import Member, NoRoute, plan, prompt_chars
+from foundry_gateway.upstreams.pool import Member, NoRoute, plan, prompt_chars
 
 
 class _Listing:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from foundry_gateway.config import Limits, Timeouts
-from foundry_gateway.upstream import Exchange, UpstreamClient, UpstreamError, _Conn
+from foundry_gateway.upstreams.connection import Exchange, UpstreamClient, UpstreamError, _Conn
 
 EVENT = b'data: {"choices":[{"delta":{"content":" a"},"index":0}]}\n\n'
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"

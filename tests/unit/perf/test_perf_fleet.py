@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from foundry_gateway.config import load_config
-from foundry_gateway.pool import Pool, plan
 from foundry_gateway.recorder import Recorder
+from foundry_gateway.upstreams.pool import Pool, plan
 from tests.plugins.common import REPO
 from tests.plugins.netns import Host
 

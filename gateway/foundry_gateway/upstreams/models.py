@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from foundry_exporter.probes.listing import chat_candidates, parse_model_list
 from foundry_exporter.probes.urls import loaded_urls
 
+from .connection import UpstreamClient, UpstreamError
 from .singleflight import SingleFlight
-from .upstream import UpstreamClient, UpstreamError
 
 OWNED_BY = "foundry-local"
 _ACCEPT = [(b"accept", b"application/json")]

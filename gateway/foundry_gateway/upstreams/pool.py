@@ -35,9 +35,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .config import Config, Routing, Upstream
+from ..config import Config, Routing, Upstream
+from .connection import UpstreamClient, UpstreamError
 from .models import ModelList
-from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
-from .config import Limits, Timeouts
+from ..config import Limits, Timeouts
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # A peer that vanished (host off the LAN, cable out: no RST ever comes) is noticed in

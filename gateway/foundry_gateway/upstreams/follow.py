@@ -34,9 +34,9 @@ from pathlib import Path
 
 from foundry_exporter.probes.listing import chat_candidates, parse_model_list
 
-from .config import Limits, Timeouts
+from ..config import Limits, Timeouts
+from .connection import UpstreamClient, UpstreamError
 from .singleflight import SingleFlight
-from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
