@@ -26,6 +26,7 @@ from tests.plugins.common import REPO, wait_for
 from tests.plugins.fleet import CLOUD_MODEL, EDGE_PORT, FOUNDRY_PORT, HOSTS, Fleet, edge_key
 from tests.plugins.foundry import TINY_MODEL_ID
 
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Fleet:
     if os.geteuid() != 0:  # not a skip: CI runs as root, and so must whoever runs this
