@@ -57,7 +57,14 @@ def check(stack: Stack, managed: dict[str, str] | None = None) -> tuple[Path, di
         raise UsageError(f"{FLEET_FILE_KEY}={stack.env.get(FLEET_FILE_KEY)!r} in {stack.env_file}: "
                          f"no such file ({path}); copy gateway/fleet.example.yml there, or empty "
                          f"{FLEET_FILE_KEY} for this machine's Foundry only")
-    names = key_names(yaml.safe_load(path.read_text(encoding="utf-8")))
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    names = key_names(doc)
+    for i, up in enumerate((doc.get("upstreams") or []) if isinstance(doc, dict) else []):
+        if isinstance(up, dict) and "ca_file" in up:
+            raise UsageError(f"{path}: upstreams[{i}].ca_file: the stack's gateway runs in a "
+                             "container and cannot read a CA file of this machine; give that "
+                             "host a certificate from a public CA, or reach it through an SSH "
+                             "tunnel (README, Several machines and a cloud)")
     keys = {n: stack.env.get(n, "") for n in names}
     environ = {k: v for k, v in {**stack.env, **managed}.items() if k in CONTAINER_ENV}
     try:

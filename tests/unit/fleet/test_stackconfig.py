@@ -79,3 +79,14 @@ def test_a_bad_fleet_file_lists_every_problem_and_writes_nothing(tmp_path: Path)
 
 def test_a_relative_fleet_path_is_the_projects(tmp_path: Path) -> None:
     assert stackconfig.config_file(_stack(tmp_path, "gateway/fleet.yml")) == ROOT / "gateway" / "fleet.yml"
+
+
+def test_a_ca_file_is_refused_for_the_containerised_gateway(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read")
+    fleet = tmp_path / "fleet.yml"
+    fleet.write_text(FLEET + f"  - {{name: sky, kind: cloud, url: \"https://x.example\", "
+                             f"api_key_env: EDGE_DESK2_KEY, models: [m], ca_file: \"{ca}\"}}\n")
+    with pytest.raises(UsageError) as err:
+        stackconfig.check(_stack(tmp_path, str(fleet), EDGE_DESK2_KEY="e" * 32))
+    assert str(err.value).startswith(f"{fleet}: upstreams[2].ca_file: the stack's gateway runs in a container")
