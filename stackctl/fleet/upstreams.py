@@ -89,8 +89,8 @@ def check_upstreams(ctx) -> Iterator[Result]:
                      + (", ".join(u["models"]) or "none loaded"))
         else:
             yield warn(f"upstream {u['name']}", f"{where} out of rotation ({u.get('reason')})",
-                       "check that host's Foundry Local and its edge gateway (`"
-                       f"{cmd('edge --listen IP:PORT')}` there); it rejoins by itself")
+                       f"check Foundry Local and `{cmd('edge')}` on that host (README, Several "
+                       "machines and a cloud); it rejoins by itself")
     if ups and not any(u["up"] for u in ups if u["kind"] == "local"):
         yield fail("upstreams", "no local upstream is in rotation: local chats fail",
                    f"start Foundry Local on one host; `{cmd('status')}` shows each")
