@@ -4,9 +4,17 @@ Client libraries add their own latency (Nagle, delayed ACK on pooled
 connections, buffering). This reader opens a FRESH connection with
 TCP_NODELAY, sends one request in one write, timestamps every ``recv`` and
 uses h11 only to undo the chunked framing of what it already received.
+
+A library of perf/gateway.py and perf/fleet.py (and the gateway tests), not a
+command: run as a script it says so (in the project's venv, like the benchmarks).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # before the third-party imports: a bare Python is re-run in the venv
+    import _venv
+
+    _venv.ensure()
 
 import json
 import socket
@@ -83,3 +91,13 @@ def stream_chat(host: str, port: int, request: bytes, timeout: float = 60.0) -> 
                 break
     return StreamTiming(status, None if first is None else first - sent, first, last, n, done,
                         b"".join(body))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="perf/gateway_rawclient.py",
+        description="The raw-socket streaming chat reader that perf/gateway.py and perf/fleet.py "
+                    "import; not a benchmark itself: run `.venv/bin/python perf/gateway.py` or "
+                    "`sudo .venv/bin/python perf/fleet.py`.").parse_args()

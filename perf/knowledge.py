@@ -39,6 +39,7 @@ from stackctl.foundry import lifecycle
 from stackctl.knowledge.api import KnowledgeAPI
 from stackctl.knowledge.sync import sync
 from tests.e2e.images.build import ensure_images
+from tests.plugins.common import wait_for
 from tests.plugins.foundry import TINY_MODEL_ALIAS, TINY_MODEL_DIR
 from tests.plugins.stack import E2EStack, write_env
 
@@ -101,11 +102,7 @@ def main() -> None:
                          "OPENAI_API_BASE_URL": foundry.chat_base_url, "OPENAI_API_KEY": "unused"})
         try:
             ui = openwebui.OpenWebUI(s.url("OPENWEBUI_PORT"))
-            deadline = time.monotonic() + 180
-            while not ui.health():
-                if time.monotonic() > deadline:
-                    raise SystemExit("Open WebUI did not become healthy in 180 s")
-                time.sleep(1)
+            wait_for(ui.health, "Open WebUI answers /health", timeout=180)
             openwebui.login(ui, env["WEBUI_ADMIN_EMAIL"], env["WEBUI_ADMIN_PASSWORD"], s.state_dir)
             folder = root / "notes"
             folder.mkdir()
