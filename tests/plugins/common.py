@@ -12,26 +12,53 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def _outside_ephemeral_range() -> range:
+    """Ports the kernel never hands out by itself: below (or above) its ephemeral range.
+
+    A port the OS picked with ``bind(0)`` lies in that range, so once the test lets it
+    go, any outgoing connection of the machine may take it as its local port before the
+    stack binds it again (seen in CI: a ``down``/``up`` cycle lost Alertmanager's port to
+    a connection, "bind: address already in use"). Ports outside the range are free
+    until someone asks for them by number."""
+    try:
+        lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999  # Linux's default; elsewhere a guess that is merely less safe
+    return range(max(1024, lo - 12000), lo) if lo - 1024 >= 4000 else range(hi + 1, 65536)
+
+
+_HANDED_OUT: set[int] = set()  # never give the same port to two fixtures of one session
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct ports free on ``host``: every socket stays bound until all are
-    chosen, so the OS cannot hand the same port out twice (it does, one at a time)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct ports free on ``host`` now, outside the kernel's ephemeral range
+    (so no outgoing connection takes one between the test's choice and its use), never
+    handed out before in this session."""
+    import random
+
+    pool = _outside_ephemeral_range()
+    chosen: list[int] = []
+    for _ in range(50 * n + 200):
+        if len(chosen) == n:
+            return chosen
+        port = random.choice(pool)
+        if port in _HANDED_OUT or port in chosen:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        chosen.append(port)
+        _HANDED_OUT.add(port)
+    if len(chosen) == n:
+        return chosen
+    raise RuntimeError(f"no {n} free ports on {host} in {pool.start}-{pool.stop - 1}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now, outside the ephemeral range (see free_ports)."""
+    return free_ports(1, host)[0]
 
 
 @pytest.fixture(scope="session")
