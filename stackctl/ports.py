@@ -39,10 +39,11 @@ def own_ports(stack: Stack, published: set[int], running: set[str] | dict) -> se
 
 def busy_ports(stack: Stack, own_ports: set[int]) -> list[tuple[int, str]]:
     """(port, .env key) of each enabled service's host port that another program holds;
-    ports the stack's own containers publish are not busy."""
+    ports the stack's own containers publish are not busy. An internal service's port is
+    not its own (the keeper's is the embedded Foundry's, which `foundry.serve` checks)."""
     busy = []
     for svc in SERVICES:
-        if svc.name not in stack.services:
+        if svc.name not in stack.services or svc.internal:
             continue
         port = int(stack.env[svc.port_key])
         if port not in own_ports and not port_free(stack.bind, port):

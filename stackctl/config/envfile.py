@@ -222,7 +222,7 @@ def validate(env: dict[str, str], source: str = ".env") -> None:
     """Check the values of known keys; raise one UsageError listing all problems."""
     problems: list[str] = []
     ports: dict[str, int] = {}
-    for key in (*PORT_KEYS, FOUNDRY_PORT_KEY):
+    for key in dict.fromkeys((*PORT_KEYS, FOUNDRY_PORT_KEY)):
         v = env.get(key, "")
         if not v.isdigit() or not 1 <= int(v) <= 65535:
             problems.append(f"{key}={v!r} is not a port (1-65535)")

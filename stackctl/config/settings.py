@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("EXPORTER_BASE_IMAGE", "python:3.11-slim", "Base image the exporter is built on.", "images"),
     _S("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1", "Alertmanager image.", "images"),
     _S("GATEWAY_IMAGE", "foundry-chat/gateway:0.1.0", "Gateway image, built from gateway/ (and the exporter package it imports) on `up`.", "images"),
+    _S("FOUNDRY_KEEPER_IMAGE", "foundry-chat/foundry-keeper:0.1.0", "Image of the keeper that brings the embedded Foundry Local back after a reboot or a daemon restart, built from stackctl/foundry on `up`.", "images"),
     # -- Foundry Local ------------------------------------------------------
     _S("FOUNDRY_LOCAL_ENDPOINT", "", "Foundry Local service URL, e.g. http://127.0.0.1:5273. Empty: discover it (embedded server, then the foundry CLI).", "foundry"),
     _S("FOUNDRY_PORT", "52180", "Port of the stack's own embedded Foundry Local server (`foundry.serve`).", "foundry"),
@@ -88,6 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("GATEWAY_CONFIG_DIGEST", "", "Digest of the gateway's config and keys: a change re-creates its container. Set by `up`.", "managed", managed=True),
     _S("GATEWAY_LISTEN", "", "Addresses the gateway listens on (loopback and the Docker bridge address). Set by `up`.", "managed", managed=True),
     _S("PROMETHEUS_SECRETS_DIR", "", "Folder (0700) holding the gateway key Prometheus scrapes with and its scrape target. Set by `up` to <STACK_STATE_DIR>/prometheus.", "managed", managed=True),
+    _S("FOUNDRY_KEEPER_STATE_DIR", "", "STACK_STATE_DIR as an absolute path: the keeper's container sees it at the same path. Set by `up`.", "managed", managed=True),
+    _S("FOUNDRY_KEEPER_MODEL_DIR", "", "The embedded server's model folder (FOUNDRY_MODEL_PATH, else the state dir), mounted read-only at the same path into the keeper's container. Set by `up`.", "managed", managed=True),
+    _S("FOUNDRY_KEEPER_USER", "", "uid:gid the keeper's container runs as (the user who ran `up`: the state dir is theirs). Set by `up`.", "managed", managed=True),
     _S("ALERTMANAGER_CONFIG_DIR", "", "Folder holding the rendered alertmanager.yml (0700/0600, it holds the receivers' secrets). Set by `up` to <STACK_STATE_DIR>/alertmanager.", "managed", managed=True),
 )
 del _S
@@ -124,6 +128,7 @@ class Service:
     dockerfile: str = ""  # its Dockerfile (project-relative) when not <build>/Dockerfile
     sources: tuple[str, ...] = ()  # what its image is built from (hashed); default: the context
     host_network: bool = False  # listens on the host itself (port = its port key's value)
+    internal: bool = False  # nothing for people to open, and its port is not its own to check
 
 
 OPENWEBUI = Service("open-webui", "Open WebUI", "OPENWEBUI_PORT", 8080, "OPENWEBUI_IMAGE",
@@ -145,7 +150,18 @@ GATEWAY = Service("gateway", "Gateway", "GATEWAY_PORT", 9180, "GATEWAY_IMAGE", u
                            "gateway/config.stack.yml", "gateway/foundry_gateway",
                            "exporter/pyproject.toml", "exporter/README.md", "exporter/foundry_exporter"))
 
-SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA, ALERTMANAGER, GATEWAY)
+# Host networking and the host's pid namespace (Linux Engine): when the embedded Foundry
+# Local is not running and nothing keeps it (a reboot, SIGKILL of its supervisor), it
+# starts it again on the host's loopback (stackctl/foundry/keeper.py). Its "port" is the
+# embedded server's, held by whichever process serves it: `up` does not check it.
+KEEPER = Service("foundry-keeper", "Foundry keeper", "FOUNDRY_PORT", 52180, "FOUNDRY_KEEPER_IMAGE",
+                 build=".", dockerfile="stackctl/foundry/Dockerfile", host_network=True, internal=True,
+                 sources=("stackctl/foundry/Dockerfile", "stackctl/__init__.py", "stackctl/errors.py",
+                          "stackctl/lock.py", "stackctl/ports.py", "stackctl/console.py", "stackctl/config",
+                          "stackctl/foundry", "exporter/pyproject.toml", "exporter/README.md",
+                          "exporter/foundry_exporter"))
+
+SERVICES: tuple[Service, ...] = (OPENWEBUI, EXPORTER, PROMETHEUS, GRAFANA, ALERTMANAGER, GATEWAY, KEEPER)
 BUILT: tuple[Service, ...] = tuple(s for s in SERVICES if s.build)
 BY_SERVICE: dict[str, Service] = {s.name: s for s in SERVICES}
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)

@@ -62,7 +62,7 @@ class Stack:
     def urls(self) -> dict[str, str]:
         """Service name → the URL people open, for every enabled service."""
         return {s.name: self.host_url(s.port_key) + s.url_path
-                for s in SERVICES if s.name in self.services}
+                for s in SERVICES if s.name in self.services and not s.internal}
 
     def with_env(self, env: dict[str, str]) -> Stack:
         return Stack(self.root, self.env_file, env)

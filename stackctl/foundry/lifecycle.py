@@ -299,8 +299,11 @@ def stop(state_dir: Path, *, timeout: float = STOP_TIMEOUT_S) -> StopResult:
     Only the process the state file names, verified by pid + start time + command
     line, is signalled; an impostor (a reused pid) makes the state stale: it is
     removed and the error says so. Another user's server is left alone, in one line."""
+    from stackctl.foundry import keeper as keep
+
     paths = FoundryPaths(Path(state_dir).resolve())
     with stack_lock(paths.state_dir, "foundry.stop"):
+        keep.forget(paths)  # first: the keeper must not serve it again once it is stopped
         keeper = _live_supervisor(paths)
         found = state_mod.check(paths)
         live = found.live

@@ -28,6 +28,10 @@ class FoundryPaths:
         return self.root / "supervisor.json"
 
     @property
+    def keep_file(self) -> Path:  # what the keeper serves again when nothing keeps it (keeper.py)
+        return self.root / "keep.json"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "server.log"
 

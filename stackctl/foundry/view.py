@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from stackctl.config import envfile
 from stackctl.config.settings import FOUNDRY_PORT_KEY
-from stackctl.config.stack import Stack
+from stackctl.config.stack import Stack, private_dir
 from stackctl.console import Reporter, cmd
 from stackctl.errors import StackError
 from stackctl.foundry import discovery, door
@@ -163,6 +163,31 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
     if not d.found:
         raise StackError(f"the embedded Foundry server started but is not discoverable: {d.reason}")
     return view_of(d, stack), True
+
+
+def keep(stack: Stack, view: FoundryView) -> dict[str, str]:
+    """Hand the embedded server to the keeper (stackctl/foundry/keeper.py) and return the
+    managed keys its container needs. On Linux, when the stack serves its own Foundry,
+    the keep record says what to serve again after a reboot; elsewhere (Docker Desktop
+    runs containers in a VM, away from the host's loopback) no record is written and
+    the keeper idles."""
+    import os
+
+    from stackctl.foundry import keeper
+    from stackctl.foundry import state as state_mod
+    from stackctl.foundry.paths import FoundryPaths
+
+    paths = FoundryPaths(stack.state_dir.resolve())
+    live = state_mod.read_live(paths)[0] if view.source == "embedded" else None
+    if live is not None and sys.platform.startswith("linux"):
+        keeper.remember(paths, live)
+    if live is not None and live.model_path:
+        model_dir = live.model_path
+    else:  # compose mounts something there: an empty folder of its own
+        model_dir = str(private_dir(paths.root / "no-model"))
+    uid, gid = getattr(os, "getuid", lambda: 0)(), getattr(os, "getgid", lambda: 0)()
+    return {"FOUNDRY_KEEPER_STATE_DIR": str(paths.state_dir), "FOUNDRY_KEEPER_MODEL_DIR": model_dir,
+            "FOUNDRY_KEEPER_USER": f"{uid}:{gid}"}
 
 
 MODEL_KEYS = ("FOUNDRY_MODEL", "FOUNDRY_MODEL_PATH")

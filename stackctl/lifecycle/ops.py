@@ -37,8 +37,11 @@ def down(*, volumes: bool = False, keep_foundry: bool = False) -> DownResult:
     composer.run(compose, stack, *args)
     stopped, stale = None, ""
     if not keep_foundry:
-        from stackctl.foundry import lifecycle  # lazy: the SDK-side modules load only when needed
+        # lazy: the SDK-side modules load only when needed
+        from stackctl.foundry import keeper, lifecycle
+        from stackctl.foundry.paths import FoundryPaths
 
+        keeper.forget(FoundryPaths(stack.state_dir.resolve()))  # also when nothing runs now
         st = lifecycle.status(stack.state_dir)
         if st.running or lifecycle.supervisor_running(stack.state_dir):
             stopped = lifecycle.stop(stack.state_dir).pid

@@ -78,6 +78,7 @@ def up(*, model: str | None = None, model_path: str | None = None, timeout: floa
     try:
         managed = door.managed_env(stack, view.upstream_url, bridge.gateway_ip(), follow=door.follows(view.source))
         managed |= stackconfig.prepare(stack, managed)  # a bad fleet file stops here
+        managed |= foundry_link.keep(stack, view)
         secrets_env, _ = door.render_prometheus_secrets(stack)
         # Every preflight has passed: now the managed keys reach .env (compose needs all).
         if envfile.set_managed(stack.env_file, managed | secrets_env | am_env):

@@ -13,7 +13,6 @@ import time
 
 import docker
 import httpx
-import psutil
 import pytest
 
 from tests.e2e.helpers import assert_chat_kept, create_chat, exporter_sample, states, wait_for
@@ -160,28 +159,13 @@ def test_a_model_unloaded_and_loaded_in_foundry_is_followed_by_open_webui(stack)
     wait_for(lambda: _models(stack) == [TINY], "Open WebUI offers the model again once loaded", timeout=30)
 
 
-def _dockerd() -> psutil.Process:
-    for p in psutil.process_iter(["name", "cmdline"]):
-        argv = p.info["cmdline"] or []
-        if p.info["name"] == "dockerd" and not any(a.startswith(("--host", "-H")) for a in argv):
-            return p
-    pytest.fail("no dockerd serving /var/run/docker.sock found")
-
-
 def test_dockerd_restart_brings_chat_back_with_no_command(stack, chat):
     """As after a reboot's daemon start: every container comes back by its restart policy,
     the gateway (host networking) included; the host's Foundry is untouched."""
-    import subprocess
+    from tests.e2e import daemon
 
-    daemon = _dockerd()
-    argv = daemon.cmdline()
     t0 = time.monotonic()
-    daemon.terminate()
-    daemon.wait(60)
-    log = open(stack.state_dir / "dockerd-restart.log", "ab")  # noqa: SIM115 - handed to the daemon
-    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    wait_for(lambda: subprocess.run(["docker", "info"], capture_output=True).returncode == 0,
-             "dockerd answers again", timeout=90)
+    daemon.start(daemon.stop(), stack.state_dir / "dockerd-restart.log")
     wait_for(lambda: all(s.ok for s in states(stack).values()) and {"open-webui", "gateway"} <= set(states(stack)),
              "every service healthy again by its restart policy", timeout=240)
     from tests.e2e.helpers import signin

@@ -6,9 +6,11 @@ local model folder.
 2. images set → `up` with no model option works (remembered); `./stack logs
    open-webui` works (#1, #3).
 3. the embedded Foundry is SIGKILLed → its supervisor brings it back and Open WebUI
-   chats again with no command (issue 15, timed); server AND supervisor killed (a
-   crash of everything) → `status` says it died, with pid and log (#6); `down`, then
-   `up` again with no model option → works (#1).
+   chats again with no command (issue 15, timed); server AND supervisor killed with
+   the keeper's container stopped → `status` says it died, with pid and log (#6);
+   `down`, then `up` again with no model option → works (#1); the same crash with the
+   keeper running → chat comes back by itself; a simulated reboot (daemon stopped,
+   the stack's processes killed, daemon started) → chat comes back by itself (timed).
 4. a fresh .env on the old volume → `up` explains (earlier install, three ways
    out) and leaves nothing running; `./stack reset-admin` → `up` works (#8).
 Every `./stack …` hint printed on the way is run as printed with `--help` (side-
@@ -17,6 +19,7 @@ effect free) and must succeed (#2).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -165,11 +168,49 @@ def test_a_sigkilled_embedded_foundry_comes_back_by_itself(newcomer):
           f"{time.monotonic() - t0:.1f} s, no command run")
 
 
-def test_a_dead_embedded_foundry_is_reported_and_up_restarts_it(newcomer):
+def _supervisor_pid(s) -> int | None:
     import json
 
+    try:
+        return json.loads((s.state_dir / "foundry" / "supervisor.json").read_text())["pid"]
+    except FileNotFoundError:  # it stopped cleanly (and removed its record)
+        return None
+
+
+def _keeper(s):
+    """The foundry-keeper container of this stack."""
+    from stackctl.config.settings import KEEPER
+
+    found = docker.from_env().containers.list(all=True, filters={"label": [
+        f"com.docker.compose.project={s.env['COMPOSE_PROJECT_NAME']}", f"com.docker.compose.service={KEEPER.name}"]})
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _chat_back(s, old_pid: int, what: str, timeout: float = 180) -> float:
+    """Seconds until a new server (not ``old_pid``) chats through Open WebUI."""
+    import time
+
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    while True:
+        try:
+            back = (s.state_dir / "foundry" / "server.json").exists() and _server_pid(s) != old_pid \
+                and _chat_through_open_webui(s)
+        except Exception:  # while it comes back anything may fail
+            back = False
+        if back:
+            return time.monotonic() - t0
+        assert time.monotonic() < deadline, f"chat did not come back within {timeout:.0f} s {what}"
+        time.sleep(0.5)
+
+
+def test_a_dead_embedded_foundry_is_reported_and_up_restarts_it(newcomer):
+    """Server AND supervisor killed while the keeper's container is not running (Docker
+    stopped it): nothing brings it back, `status` says it died; `up` restarts both."""
     s = newcomer
-    keeper = json.loads((s.state_dir / "foundry" / "supervisor.json").read_text())["pid"]
+    _keeper(s).stop()
+    keeper = _supervisor_pid(s)
     pid = _server_pid(s)
     os.kill(keeper, signal.SIGKILL)  # everything dies (as in a crash of the machine's session)
     os.kill(pid, signal.SIGKILL)
@@ -182,6 +223,42 @@ def test_a_dead_embedded_foundry_is_reported_and_up_restarts_it(newcomer):
     again = s.stack("up", timeout=600)  # no model option: the remembered folder
     assert again.returncode == 0, again.stdout + again.stderr
     assert "tiny-model-generic-cpu:1" in again.stdout
+    assert _keeper(s).status == "running"
+
+
+def test_a_reboot_brings_chat_back_with_no_command(newcomer):
+    """The issue's simulation of a reboot: the daemon stops (every container with it),
+    every process of the stack is killed, the daemon starts again."""
+    from tests.e2e import daemon
+
+    s = newcomer
+    pid = _server_pid(s)
+    argv = daemon.stop()
+    for left in (pid, _supervisor_pid(s)):  # whatever of the stack still runs on the host
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(left, signal.SIGKILL)
+    daemon.start(argv, s.state_dir.parent / "dockerd-reboot.log")
+    took = _chat_back(s, pid, "of the daemon's start")
+    print(f"\nreboot simulated (daemon stopped, the stack's processes killed, daemon started) → chat "
+          f"through Open WebUI works again after {took:.1f} s from the daemon's start, no command run")
+    cp = s.stack("status")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_server_and_supervisor_killed_come_back_through_the_keeper(newcomer):
+    """The same crash with the keeper's container running (after the reboot above, the
+    supervisor is the keeper's own child): chat comes back by itself."""
+    s = newcomer
+    assert _chat_through_open_webui(s)
+    pid = _server_pid(s)
+    os.kill(_supervisor_pid(s), signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    took = _chat_back(s, pid, "of the SIGKILLs")
+    print(f"\nserver and supervisor SIGKILLed → chat through Open WebUI works again after {took:.1f} s "
+          "(the keeper started it), no command run")
+    assert "(foundry-keeper): -m stackctl.foundry.server" in (s.state_dir / "foundry" / "server.log").read_text()
+    cp = s.stack("status")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
 
 
 def test_fresh_env_on_old_volume_explains_stops_and_reset_admin_recovers(newcomer):

@@ -41,7 +41,7 @@ def stack(profiles: str = "grafana") -> Stack:
 def test_needed_lists_service_images_and_the_base_when_the_exporter_is_built():
     s = stack()
     built = [k for k in IMAGE_KEYS if k not in images.needed(s, built_fresh=True)]
-    assert built == ["EXPORTER_IMAGE", "GATEWAY_IMAGE"]  # the stack builds them; never pulled
+    assert built == ["EXPORTER_IMAGE", "GATEWAY_IMAGE", "FOUNDRY_KEEPER_IMAGE"]  # the stack builds them; never pulled
     assert BASE_IMAGE_KEY not in images.needed(s, built_fresh=True)
     assert images.needed(s, built_fresh=False)[-1] == BASE_IMAGE_KEY
 

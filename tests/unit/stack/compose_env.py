@@ -16,4 +16,7 @@ def managed_for_compose(tmp_path: Path) -> dict[str, str]:
             "GATEWAY_ENV_FILE": str(keys),
             "GATEWAY_CONFIG_DIGEST": "0" * 16,
             "PROMETHEUS_SECRETS_DIR": str(tmp_path),
-            "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager")}
+            "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager"),
+            "FOUNDRY_KEEPER_STATE_DIR": str(tmp_path / "state"),
+            "FOUNDRY_KEEPER_MODEL_DIR": str(tmp_path / "model"),
+            "FOUNDRY_KEEPER_USER": "1000:1000"}

@@ -23,7 +23,7 @@ from tests.unit.stack.compose_env import managed_for_compose
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILES = (REPO / "compose.yaml",)
 
-READ_ONLY = {"exporter", "prometheus", "alertmanager", "gateway"}
+READ_ONLY = {"exporter", "prometheus", "alertmanager", "gateway", "foundry-keeper"}
 WRITABLE_ROOT = {
     # Writes favicons into its package's static folder at every start (EROFS seen here).
     "open-webui",
@@ -97,7 +97,8 @@ def test_a_mutated_copy_of_the_file_fails(tmp_path: Path) -> None:
     mutated.write_text(text.replace('  security_opt: ["no-new-privileges:true"]\n', "", 1))
     problems = hardening_problems(services([mutated]))
     assert problems == [f"{n}: security_opt lacks no-new-privileges:true"
-                        for n in ("open-webui", "exporter", "prometheus", "grafana", "alertmanager", "gateway")]
+                        for n in ("open-webui", "exporter", "prometheus", "grafana", "alertmanager", "gateway",
+                                  "foundry-keeper")]
 
 
 def test_a_new_service_must_choose(tmp_path: Path) -> None:

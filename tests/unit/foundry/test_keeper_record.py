@@ -1,0 +1,85 @@
+"""The keep record and the keeper's decisions, without a runtime (the integration tier
+runs the keeper with the real one)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from dataclasses import replace
+
+from stackctl.foundry import keeper, supervisor
+from stackctl.foundry.paths import FoundryPaths
+
+
+def test_the_record_says_what_to_serve_privately_and_round_trips(tmp_path, make_state):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    keeper.remember(paths, make_state(tmp_path, port=40001))
+    rec = keeper.read(paths)
+    # Loopback and the bridge address the server was started with, in order.
+    assert rec == {"version": 1, "port": 40001, "alias": "tiny-chat", "model_path": "/m",
+                   "hosts": ["127.0.0.1", "172.17.0.1"]}
+    assert stat.S_IMODE(paths.keep_file.stat().st_mode) == 0o600
+    assert keeper.server_argv(paths, rec, python="py") == [
+        "py", "-m", "stackctl.foundry.server", "--state-dir", str(tmp_path), "--port", "40001",
+        "--alias", "tiny-chat", "--model-path", "/m", "--supervise", "--host", "127.0.0.1", "--host", "172.17.0.1"]
+    keeper.forget(paths)
+    assert keeper.read(paths) is None
+    keeper.forget(paths)  # twice: nothing to forget is fine
+
+
+def test_a_server_on_every_address_is_served_on_every_address_again(tmp_path, make_state):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    st = make_state(tmp_path)
+    keeper.remember(paths, replace(st, urls=("http://127.0.0.1:52180", "http://0.0.0.0:52180")))
+    assert keeper.read(paths)["hosts"] == ["0.0.0.0"]  # 0.0.0.0 with 127.0.0.1 would not bind
+
+
+def test_garbage_or_another_version_is_nothing_to_keep(tmp_path):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    for text in ("{not json", "[]", '{"version": 2, "port": 1, "alias": "a", "hosts": []}',
+                 '{"version": 1, "port": "1", "alias": "a", "hosts": []}', '{"version": 1}'):
+        paths.keep_file.write_text(text)
+        assert keeper.read(paths) is None, text
+        assert keeper.healthy(paths), text
+
+
+def test_healthy_when_nothing_to_keep_or_something_keeps_it(tmp_path, make_state, dead_pid):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    assert keeper.healthy(paths)  # no record
+    keeper.remember(paths, make_state(tmp_path))
+    assert not keeper.healthy(paths)  # a record, nothing alive
+    supervisor.write_record(paths)  # this process as the supervisor: alive, same start time
+    assert keeper.kept(paths) and keeper.healthy(paths)
+    paths.supervisor_file.write_text(json.dumps({"pid": dead_pid, "create_time": 1.0, "boot_time": 1.0}))
+    assert not keeper.kept(paths)  # a dead supervisor's record keeps nothing
+
+
+def test_a_record_naming_a_missing_model_folder_is_said_once_and_not_retried_at_once(tmp_path, make_state, caplog):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    keeper.remember(paths, replace(make_state(tmp_path), model_path=str(tmp_path / "gone")))
+    k = keeper.Keeper(paths, poll_s=0.01)
+    with caplog.at_level("INFO", logger="stackctl.foundry.keeper"):
+        k._look()
+        k._look()
+    assert k.child is None and k.not_before > 0
+    said = [r.getMessage() for r in caplog.records if "not a folder" in r.getMessage()]
+    assert len(said) == 1 and "FOUNDRY_KEEPER_MODEL_DIR" in said[0]
+
+
+def test_the_health_check_exit_codes(tmp_path, make_state):
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    assert keeper.main(["--state-dir", str(tmp_path), "--health"]) == 0
+    keeper.remember(paths, make_state(tmp_path))
+    assert keeper.main(["--state-dir", str(tmp_path), "--health"]) == 1
+
+
+def test_an_unmounted_state_dir_is_one_line_and_exit_2(tmp_path, capsys):
+    assert keeper.main(["--state-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "FOUNDRY_KEEPER_STATE_DIR" in err[0] and "./stack up" in err[0]
