@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +50,11 @@ class E2EStack:
         return env
 
     def invoke(self, *args: str, timeout: float = 900, **over: str) -> subprocess.CompletedProcess:
+        t0 = time.monotonic()
         cp = subprocess.run([str(INVOKE), "-r", str(REPO), *args], env=self.process_env(**over),
                             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        sys.stderr.write(f"\n$ invoke {' '.join(args)} -> {cp.returncode}\n{cp.stdout[-3000:]}{cp.stderr[-3000:]}\n")
+        sys.stderr.write(f"\n$ invoke {' '.join(args)} -> {cp.returncode} ({time.monotonic() - t0:.1f}s)\n"
+                         f"{cp.stdout[-3000:]}{cp.stderr[-3000:]}\n")
         return cp
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
