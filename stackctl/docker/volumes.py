@@ -156,7 +156,9 @@ def _wait(ctr, progress: Progress | None, timeout: float | None) -> int:
     while True:
         try:
             return ctr.wait(timeout=POLL_S).get("StatusCode", 1)
-        except requests.exceptions.ConnectionError:
+        # The poll timed out: docker-py reports it as a ConnectionError or, under load, a
+        # ReadTimeout (seen: a restore's put-back said FAILED while its copy still ran).
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
             ctr.reload()  # the engine answers (else this raises): the poll timed out
         if deadline is not None and time.monotonic() > deadline:
             raise StackError(f"{ctr.name} was still running after {timeout:.0f}s; stopped")
