@@ -150,12 +150,13 @@ GATEWAY = Service("gateway", "Gateway", "GATEWAY_PORT", 9180, "GATEWAY_IMAGE", u
                            "gateway/config.stack.yml", "gateway/foundry_gateway",
                            "exporter/pyproject.toml", "exporter/README.md", "exporter/foundry_exporter"))
 
-# Host networking and the host's pid namespace (Linux Engine): when the embedded Foundry
+# Host networking and the host's pid namespace (Linux Engine only): when the embedded Foundry
 # Local is not running and nothing keeps it (a reboot, SIGKILL of its supervisor), it
 # starts it again on the host's loopback (stackctl/foundry/keeper.py). Its "port" is the
 # embedded server's, held by whichever process serves it: `up` does not check it.
 KEEPER = Service("foundry-keeper", "Foundry keeper", "FOUNDRY_PORT", 52180, "FOUNDRY_KEEPER_IMAGE",
                  build=".", dockerfile="stackctl/foundry/Dockerfile", host_network=True, internal=True,
+                 profile="keeper",  # on Linux only (config/stack.py: Stack.profiles)
                  sources=("stackctl/foundry/Dockerfile", "stackctl/__init__.py", "stackctl/errors.py",
                           "stackctl/lock.py", "stackctl/ports.py", "stackctl/console.py", "stackctl/config",
                           "stackctl/foundry", "exporter/pyproject.toml", "exporter/README.md",

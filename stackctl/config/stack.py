@@ -11,11 +11,12 @@ their own, so they never touch a user's stack (own project name, state dir, port
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackctl.config import envfile
-from stackctl.config.settings import BY_KEY, SERVICES, SETTINGS
+from stackctl.config.settings import BY_KEY, KEEPER, SERVICES, SETTINGS
 from stackctl.errors import StackError
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: stackctl/config/stack.py → ../../..
@@ -38,7 +39,10 @@ class Stack:
 
     @property
     def profiles(self) -> tuple[str, ...]:
-        return tuple(p.strip() for p in self.env.get("COMPOSE_PROFILES", "").split(",") if p.strip())
+        """COMPOSE_PROFILES, plus the keeper's on Linux: it serves Foundry on the host's
+        loopback, which only a Linux Engine shares with containers (host networking)."""
+        chosen = tuple(p.strip() for p in self.env.get("COMPOSE_PROFILES", "").split(",") if p.strip())
+        return chosen + ((KEEPER.profile,) if sys.platform.startswith("linux") else ())
 
     @property
     def bind(self) -> str:

@@ -168,19 +168,24 @@ def ensure(stack: Stack, *, model: str | None, model_path: str | None,
 def keep(stack: Stack, view: FoundryView) -> dict[str, str]:
     """Hand the embedded server to the keeper (stackctl/foundry/keeper.py) and return the
     managed keys its container needs. On Linux, when the stack serves its own Foundry,
-    the keep record says what to serve again after a reboot; elsewhere (Docker Desktop
-    runs containers in a VM, away from the host's loopback) no record is written and
-    the keeper idles."""
+    the keep record says what to serve again after a reboot. Elsewhere (Docker Desktop
+    runs containers in a VM, away from the host's loopback) there is no keeper: no
+    record, and placeholders for the keys compose interpolates anyway."""
     import os
 
     from stackctl.foundry import keeper
     from stackctl.foundry import state as state_mod
     from stackctl.foundry.paths import FoundryPaths
 
+    if not sys.platform.startswith("linux"):  # no keeper here (Stack.profiles): compose
+        return {k: "/unused-off-linux" for k in ("FOUNDRY_KEEPER_STATE_DIR", "FOUNDRY_KEEPER_MODEL_DIR")} \
+            | {"FOUNDRY_KEEPER_USER": "0:0"}  # interpolates its keys all the same
     paths = FoundryPaths(stack.state_dir.resolve())
     live = state_mod.read_live(paths)[0] if view.source == "embedded" else None
-    if live is not None and sys.platform.startswith("linux"):
+    if live is not None:
         keeper.remember(paths, live)
+    else:  # the stack uses another Foundry now: nothing of its own to serve after a reboot
+        keeper.forget(paths)
     if live is not None and live.model_path:
         model_dir = live.model_path
     else:  # compose mounts something there: an empty folder of its own

@@ -4,6 +4,7 @@ runs the keeper with the real one)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from dataclasses import replace
 
@@ -83,3 +84,52 @@ def test_an_unmounted_state_dir_is_one_line_and_exit_2(tmp_path, capsys):
     assert keeper.main(["--state-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "FOUNDRY_KEEPER_STATE_DIR" in err[0] and "./stack up" in err[0]
+
+
+def _stack(tmp_path):
+    from stackctl.config.stack import Stack
+
+    return Stack(tmp_path, tmp_path / ".env", {"STACK_STATE_DIR": str(tmp_path / "state")})
+
+
+def test_up_hands_its_own_server_to_the_keeper_on_linux(tmp_path, monkeypatch, make_state, server_pid):
+    from types import SimpleNamespace
+
+    from stackctl.foundry import state, view
+
+    monkeypatch.setattr("sys.platform", "linux")
+    paths = FoundryPaths((tmp_path / "state").resolve())
+    state.write(paths, make_state(paths.state_dir, pid=server_pid))
+    env = view.keep(_stack(tmp_path), SimpleNamespace(source="embedded"))
+    assert keeper.read(paths)["port"] == 52180
+    assert env["FOUNDRY_KEEPER_STATE_DIR"] == str(paths.state_dir) and env["FOUNDRY_KEEPER_MODEL_DIR"] == "/m"
+    assert env["FOUNDRY_KEEPER_USER"] == f"{os.getuid()}:{os.getgid()}"
+
+
+def test_your_own_foundry_gives_the_keeper_nothing_to_keep(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from stackctl.foundry import view
+
+    monkeypatch.setattr("sys.platform", "linux")
+    paths = FoundryPaths((tmp_path / "state").resolve())
+    paths.root.mkdir(parents=True)
+    paths.keep_file.write_text('{"version": 1, "port": 1, "alias": "a", "hosts": []}')  # from an earlier `up`
+    env = view.keep(_stack(tmp_path), SimpleNamespace(source="cli"))
+    assert keeper.read(paths) is None and not paths.keep_file.exists()
+    assert env["FOUNDRY_KEEPER_MODEL_DIR"] == str(paths.root / "no-model")  # something real to mount
+    assert (paths.root / "no-model").is_dir()
+
+
+def test_off_linux_no_record_and_placeholders_compose_can_interpolate(tmp_path, monkeypatch, make_state, server_pid):
+    from types import SimpleNamespace
+
+    from stackctl.foundry import state, view
+
+    monkeypatch.setattr("sys.platform", "win32")
+    paths = FoundryPaths((tmp_path / "state").resolve())
+    state.write(paths, make_state(paths.state_dir, pid=server_pid))
+    env = view.keep(_stack(tmp_path), SimpleNamespace(source="embedded"))
+    assert keeper.read(paths) is None
+    assert set(env) == {"FOUNDRY_KEEPER_STATE_DIR", "FOUNDRY_KEEPER_MODEL_DIR", "FOUNDRY_KEEPER_USER"}
+    assert all(env.values())

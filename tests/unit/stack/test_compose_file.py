@@ -84,7 +84,7 @@ def test_compose_accepts_the_file(argv, tmp_path):
     envfile.ensure(env)
     envfile.set_managed(env, managed_for_compose(tmp_path))
     cp = subprocess.run([*argv, "--project-directory", str(REPO), "-f", str(COMPOSE),
-                         "--env-file", str(env), "--profile", "grafana", "config"],
+                         "--env-file", str(env), "--profile", "grafana", "--profile", "keeper", "config"],
                         capture_output=True, text=True, cwd=REPO)
     assert cp.returncode == 0, cp.stderr
     rendered = yaml.safe_load(cp.stdout)

@@ -134,11 +134,16 @@ def test_parse_version(out, version):
     assert compose.parse_version(out) == version
 
 
-def test_command_names_project_file_env_and_profiles():
+@pytest.mark.parametrize("platform, keeper", [("linux", ["--profile", "keeper"]), ("darwin", []), ("win32", [])])
+def test_command_names_project_file_env_and_profiles(monkeypatch, platform, keeper):
+    """COMPOSE_PROFILES, plus the keeper's on Linux only (host networking reaches the
+    host's loopback only there)."""
+    monkeypatch.setattr("sys.platform", platform)
     stack = Stack(Path("/r"), Path("/r/.env"), {"COMPOSE_PROJECT_NAME": "p", "COMPOSE_PROFILES": "grafana"})
     argv = compose.command(compose.Compose(("docker", "compose"), "2.0.0"), stack, "up", "-d")
     assert argv == ["docker", "compose", "--project-name", "p", "--project-directory", "/r",
-                    "-f", "/r/compose.yaml", "--env-file", "/r/.env", "--profile", "grafana", "up", "-d"]
+                    "-f", "/r/compose.yaml", "--env-file", "/r/.env", "--profile", "grafana", *keeper, "up", "-d"]
+    assert ("foundry-keeper" in stack.services) == (platform == "linux")
 
 
 def test_clean_environ_drops_settings(monkeypatch):
