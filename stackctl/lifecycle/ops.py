@@ -4,7 +4,7 @@ status table and alert section they print (pure renderings of StatusReport)."""
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.markup import escape
 from rich.table import Table
@@ -58,6 +58,7 @@ class StatusReport:
     foundry: foundry_link.FoundryView | None
     foundry_reason: str | None
     alerts: alerting.Listing | None = None  # None: not asked
+    notes: dict[str, str] = field(default_factory=dict)  # what a service without a URL is doing
 
     @property
     def healthy(self) -> bool:
@@ -72,7 +73,20 @@ def status() -> StatusReport:
     view, reason = foundry_link.current(stack)
     am = states.get(ALERTMANAGER.name)
     alerts = alerting.listing(stack, running=am is not None and am.state == "running")
-    return StatusReport(stack, states, stack.urls, view, reason, alerts)
+    return StatusReport(stack, states, stack.urls, view, reason, alerts, keeper_note(stack))
+
+
+def keeper_note(stack: Stack) -> dict[str, str]:
+    """The keeper's row says whether it has something to keep (its container looks the same)."""
+    from stackctl.config.settings import KEEPER
+    from stackctl.foundry import keeper
+    from stackctl.foundry.paths import FoundryPaths
+
+    if KEEPER.name not in stack.services:
+        return {}
+    rec = keeper.read(FoundryPaths(stack.state_dir.resolve()))
+    return {KEEPER.name: f"keeps the embedded Foundry Local on 127.0.0.1:{rec['port']} (serves it again after a reboot)"
+            if rec else "idle: the stack does not serve its own Foundry Local"}
 
 
 def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:
@@ -101,7 +115,7 @@ def status_table(rep: StatusReport) -> Table:
     t.add_column("url", overflow="fold", min_width=min(longest, 40))
     for svc in rep.stack.services:
         s = rep.services.get(svc)
-        url = rep.urls.get(svc, "")
+        url = rep.urls.get(svc) or rep.notes.get(svc, "")
         if s is None:
             t.add_row(svc, "[red]absent[/]", "", "", url)
         else:

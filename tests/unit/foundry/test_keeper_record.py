@@ -133,3 +133,17 @@ def test_off_linux_no_record_and_placeholders_compose_can_interpolate(tmp_path, 
     assert keeper.read(paths) is None
     assert set(env) == {"FOUNDRY_KEEPER_STATE_DIR", "FOUNDRY_KEEPER_MODEL_DIR", "FOUNDRY_KEEPER_USER"}
     assert all(env.values())
+
+
+def test_status_says_what_the_keeper_keeps(tmp_path, monkeypatch, make_state):
+    from stackctl.lifecycle.ops import keeper_note
+
+    monkeypatch.setattr("sys.platform", "linux")
+    stack = _stack(tmp_path)
+    assert keeper_note(stack) == {"foundry-keeper": "idle: the stack does not serve its own Foundry Local"}
+    paths = FoundryPaths((tmp_path / "state").resolve())
+    paths.root.mkdir(parents=True)
+    keeper.remember(paths, make_state(paths.state_dir, port=40002))
+    assert "127.0.0.1:40002" in keeper_note(stack)["foundry-keeper"]
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert keeper_note(stack) == {}  # no keeper there
