@@ -124,6 +124,7 @@ class Keeper:
         self.stopping = False
         self.child: subprocess.Popen | None = None
         self.not_before = 0.0  # no new start before this (monotonic): after a failed one
+        self.started, self.served = 0.0, False  # when the child started; whether its server became ready
         self.said = ""
 
     def on_signal(self, signum: int, _frame: object) -> None:
