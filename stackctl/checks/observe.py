@@ -153,19 +153,35 @@ def _yielding_verdict(rows: list[tuple[str, dict[str, str], float]], target: str
     return f"foundry_up{{target=\"{target}\"}}=1; {yielding}; its last run, {age:.0f}s ago, was ok"
 
 
-def targets_verdict(payload: dict) -> tuple[str | None, str | None]:
+def targets_verdict(payload: dict, since: float | None = None) -> tuple[str | None, str | None]:
     """(problem, pending) for /api/v1/targets: a down target is a problem; an
-    unknown one (not scraped yet) is pending. Pure."""
+    unknown one (not scraped yet) is pending, and so is one found down by a scrape
+    older than ``since`` (epoch seconds: when the check began) — e.g. the gateway
+    re-created by the `up` just before: its next scrape decides. Pure."""
     active = (payload.get("data") or {}).get("activeTargets") or []
     if not active:
         return "Prometheus has no scrape targets", None
     down = [t for t in active if t.get("health") == "down"]
-    if down:
+    stale = [t for t in down if since is not None and (at := scraped_at(t)) is not None and at < since]
+    if len(stale) < len(down):
         parts = [f"{t.get('labels', {}).get('job', '?')} ({t.get('scrapeUrl', '?')}: "
-                 f"{t.get('lastError') or 'down'})" for t in down]
+                 f"{t.get('lastError') or 'down'})" for t in down if t not in stale]
         return "Prometheus target down: " + "; ".join(parts), None
-    unknown = [t.get("labels", {}).get("job", "?") for t in active if t.get("health") != "up"]
-    return None, ("not scraped yet: " + ", ".join(unknown)) if unknown else None
+    waiting = [f"{t.get('labels', {}).get('job', '?')} (down at its last scrape, before this check)" for t in stale]
+    unknown = [t.get("labels", {}).get("job", "?") for t in active if t.get("health") not in ("up", "down")]
+    pending = (["not scraped yet: " + ", ".join(unknown)] if unknown else []) + waiting
+    return None, "; ".join(pending) or None
+
+
+def scraped_at(target: dict) -> float | None:
+    """A target's ``lastScrape`` (RFC 3339, nanoseconds) as epoch seconds, or None. Pure."""
+    from datetime import datetime
+
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", target.get("lastScrape") or "")
+    if not m or m.group(1).startswith("0001"):  # Go's zero time: never scraped
+        return None
+    frac = float(m.group(2) or 0)
+    return datetime.fromisoformat(m.group(1) + m.group(3).replace("Z", "+00:00")).timestamp() + frac
 
 
 def rules_verdict(payload: dict) -> tuple[str | None, list[str]]:
@@ -220,12 +236,15 @@ def _prom_get(ctx: Ctx, path: str, **params: str) -> dict:
 
 def check_prometheus(ctx: Ctx, settle: float = PROM_SETTLE_S,
                      clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> str:
-    """Targets up, rules loaded, a recording rule with data. Waits (bounded)
-    only while Prometheus is still taking its first scrape / rule evaluation."""
-    deadline = clock() + settle
+                     sleep: Callable[[float], None] = time.sleep,
+                     now: Callable[[], float] = time.time) -> str:
+    """Targets up, rules loaded, a recording rule with data. Waits (bounded) only
+    while Prometheus is still taking its first scrape / rule evaluation, or its next
+    scrape of a target that was down before the check began."""
+    deadline, since = clock() + settle, now()
     while True:
-        problem, pending = targets_verdict(_prom_get(ctx, "/api/v1/targets"))
+        targets = _prom_get(ctx, "/api/v1/targets")
+        problem, pending = targets_verdict(targets, since if clock() < deadline else None)
         if problem:
             fix = FIX_EXPORTER if "foundry-exporter" in problem else FIX_PROMETHEUS
             raise Failed(problem, fix)

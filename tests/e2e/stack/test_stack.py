@@ -16,7 +16,7 @@ import docker
 import httpx
 import pytest
 
-from stackctl.config.settings import GATEWAY
+from stackctl.config.settings import BY_SERVICE, GATEWAY
 from stackctl.docker import engine
 from tests.e2e.helpers import assert_chat_kept, create_chat, signin, states, wait_for
 from tests.plugins.stack import STACK_MODEL_ID
@@ -48,7 +48,7 @@ def test_up_from_nothing_reaches_all_healthy_and_says_where_things_are(e2e_stack
 def test_env_is_private_and_ports_are_loopback_only(e2e_stack, up):
     assert stat.S_IMODE(e2e_stack.env_file.stat().st_mode) == 0o600
     for name, svc in states(e2e_stack).items():
-        if name == GATEWAY.name:  # host networking: nothing published (its listeners: below)
+        if BY_SERVICE[name].host_network:  # the gateway, the keeper: nothing published (listeners: below)
             assert not svc.ports, svc
             continue
         assert svc.ports and all(p.startswith("127.0.0.1:") for p in svc.ports), svc
