@@ -16,13 +16,12 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from stackctl.foundry import keeper, lifecycle
 from stackctl.foundry.paths import FoundryPaths
 from stackctl.foundry.state import pid_alive, read
 from stackctl.lock import stack_lock
-from tests.plugins.common import REPO, free_port
+from tests.plugins.common import REPO, free_port, wait_for
 from tests.plugins.foundry import TINY_MODEL_ALIAS, TINY_MODEL_DIR, TINY_MODEL_ID
 
 
@@ -46,7 +45,7 @@ def _kill_everything(paths: FoundryPaths, st) -> None:
     if sup:
         os.kill(sup, signal.SIGKILL)
     os.kill(st.pid, signal.SIGKILL)
-    _wait(lambda: not pid_alive(st.pid) and not (sup and pid_alive(sup)), "both are gone", 10)
+    wait_for(lambda: not pid_alive(st.pid) and not (sup and pid_alive(sup)), "both are gone", timeout=10, interval=0.1)
 
 
 def _start_keeper(state_dir) -> subprocess.Popen:
@@ -60,16 +59,6 @@ def _stop_keeper(proc: subprocess.Popen) -> str:
         proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=40)
     return out
-
-
-def _wait(cond, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    pytest.fail(f"not within {timeout:.0f} s: {what}")
 
 
 def _chats(st) -> bool:
@@ -93,7 +82,7 @@ def test_after_a_reboot_the_keeper_serves_the_same_model_on_the_same_port(tmp_pa
     t0 = time.monotonic()
     proc = _start_keeper(tmp_path)
     try:
-        again = _wait(lambda: _served(paths, st.pid), "chat works again after the keeper started", 60)
+        again = wait_for(lambda: _served(paths, st.pid), "chat works again after the keeper started", timeout=60, interval=0.1)
         print(f"\nkeeper started → chat works again after {time.monotonic() - t0:.1f} s, no command")
         assert (again.port, again.model_id) == (st.port, st.model_id)
         status = lifecycle.status(tmp_path)  # the host sees it as its own server, by pid
@@ -110,7 +99,7 @@ def test_after_a_reboot_the_keeper_serves_the_same_model_on_the_same_port(tmp_pa
 
     proc = _start_keeper(tmp_path)  # the next boot
     try:
-        third = _wait(lambda: _served(paths, again.pid), "served again at the next boot", 60)
+        third = wait_for(lambda: _served(paths, again.pid), "served again at the next boot", timeout=60, interval=0.1)
         lifecycle.stop(tmp_path)  # `foundry.stop` / `down`: the record goes first
         assert keeper.read(paths) is None and not pid_alive(third.pid)
         time.sleep(1.0)  # the keeper looks five times: nothing to keep, nothing started
@@ -130,7 +119,7 @@ def test_a_kept_server_is_left_to_its_own_supervisor(tmp_path):
     try:
         time.sleep(1.0)
         os.kill(st.pid, signal.SIGKILL)
-        again = _wait(lambda: _served(paths, st.pid), "the host's supervisor restarted it", 60)
+        again = wait_for(lambda: _served(paths, st.pid), "the host's supervisor restarted it", timeout=60, interval=0.1)
         assert _supervisor_pid(paths) == sup and pid_alive(sup)
         assert f"({keeper.LABEL})" not in paths.log_file.read_text()
     finally:
@@ -150,7 +139,7 @@ def test_a_command_holding_the_stack_lock_makes_it_wait(tmp_path):
         time.sleep(1.5)
         assert not keeper.kept(paths), "started while `up` held the lock"
     try:
-        _wait(lambda: _served(paths, st.pid), "served once the lock was released", 60)
+        wait_for(lambda: _served(paths, st.pid), "served once the lock was released", timeout=60, interval=0.1)
         lifecycle.stop(tmp_path)
     finally:
         out = _stop_keeper(proc)
