@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+import time
 from dataclasses import replace
 
 from stackctl.foundry import keeper, supervisor
@@ -72,12 +74,44 @@ def test_a_record_naming_a_missing_model_folder_is_said_once_and_not_retried_at_
     assert len(said) == 1 and "FOUNDRY_KEEPER_MODEL_DIR" in said[0]
 
 
-def test_the_health_check_exit_codes(tmp_path, make_state):
+def test_the_heartbeat_is_touched_only_while_all_is_well(tmp_path, make_state):
     paths = FoundryPaths(tmp_path)
     paths.root.mkdir(parents=True)
-    assert keeper.main(["--state-dir", str(tmp_path), "--health"]) == 0
-    keeper.remember(paths, make_state(tmp_path))
-    assert keeper.main(["--state-dir", str(tmp_path), "--health"]) == 1
+    beat = tmp_path / "keeper.ok"
+    k = keeper.Keeper(paths, heartbeat=beat)
+    k._beat()  # nothing to keep: well
+    assert beat.exists()
+    os.utime(beat, (1.0, 1.0))
+    keeper.remember(paths, make_state(tmp_path))  # something to keep, nothing keeps it
+    k._beat()
+    assert beat.stat().st_mtime == 1.0  # left to age: the health check turns unhealthy
+
+
+def test_the_compose_health_check_reads_the_heartbeat_the_keeper_touches(tmp_path):
+    """The same file and the same age bound on both sides, and the check itself works."""
+    import subprocess
+
+    import yaml
+
+    from stackctl.config.settings import KEEPER
+    from stackctl.config.stack import ROOT
+
+    svc = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"][KEEPER.name]
+    beat = svc["command"][svc["command"].index("--heartbeat") + 1]
+    test = svc["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python3", "-S", "-c"] and f"'{beat}'" in test[4]
+    assert f"> {keeper.HEARTBEAT_STALE_S:g})" in test[4]
+    mine = tmp_path / "hb"
+    code = test[4].replace(beat, str(mine))
+
+    def check() -> int:
+        return subprocess.run([sys.executable, "-S", "-c", code], capture_output=True).returncode
+
+    assert check() == 1  # no heartbeat yet
+    mine.touch()
+    assert check() == 0
+    os.utime(mine, (time.time() - keeper.HEARTBEAT_STALE_S - 5,) * 2)
+    assert check() == 1
 
 
 def test_an_unmounted_state_dir_is_one_line_and_exit_2(tmp_path, capsys):
