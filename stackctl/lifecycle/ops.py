@@ -73,10 +73,10 @@ def status() -> StatusReport:
     view, reason = foundry_link.current(stack)
     am = states.get(ALERTMANAGER.name)
     alerts = alerting.listing(stack, running=am is not None and am.state == "running")
-    return StatusReport(stack, states, stack.urls, view, reason, alerts, keeper_note(stack))
+    return StatusReport(stack, states, stack.urls, view, reason, alerts, keeper_note(stack, states))
 
 
-def keeper_note(stack: Stack) -> dict[str, str]:
+def keeper_note(stack: Stack, states: dict[str, engine.ServiceState]) -> dict[str, str]:
     """The keeper's row says whether it has something to keep (its container looks the same)."""
     from stackctl.config.settings import KEEPER
     from stackctl.foundry import keeper
@@ -85,8 +85,12 @@ def keeper_note(stack: Stack) -> dict[str, str]:
     if KEEPER.name not in stack.services:
         return {}
     rec = keeper.read(FoundryPaths(stack.state_dir.resolve()))
+    if rec is None:
+        return {KEEPER.name: "idle: the stack does not serve its own Foundry Local"}
+    running = KEEPER.name in states and states[KEEPER.name].state == "running"
     return {KEEPER.name: f"keeps the embedded Foundry Local on 127.0.0.1:{rec['port']} (serves it again after a reboot)"
-            if rec else "idle: the stack does not serve its own Foundry Local"}
+            if running else f"not running: nothing would serve the embedded Foundry Local again after a reboot — "
+                            f"`{cmd('up')}` starts it"}
 
 
 def logs(service: str | None = None, *, follow: bool = False, tail: int = 200) -> int:

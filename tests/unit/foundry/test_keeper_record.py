@@ -170,14 +170,19 @@ def test_off_linux_no_record_and_placeholders_compose_can_interpolate(tmp_path, 
 
 
 def test_status_says_what_the_keeper_keeps(tmp_path, monkeypatch, make_state):
+    from stackctl.docker.engine import ServiceState
     from stackctl.lifecycle.ops import keeper_note
 
     monkeypatch.setattr("sys.platform", "linux")
     stack = _stack(tmp_path)
-    assert keeper_note(stack) == {"foundry-keeper": "idle: the stack does not serve its own Foundry Local"}
+    up = {"foundry-keeper": ServiceState("foundry-keeper", "c", "running", "healthy", "i", 0, ())}
+    assert keeper_note(stack, up) == {"foundry-keeper": "idle: the stack does not serve its own Foundry Local"}
     paths = FoundryPaths((tmp_path / "state").resolve())
     paths.root.mkdir(parents=True)
     keeper.remember(paths, make_state(paths.state_dir, port=40002))
-    assert "127.0.0.1:40002" in keeper_note(stack)["foundry-keeper"]
+    assert "keeps the embedded Foundry Local on 127.0.0.1:40002" in keeper_note(stack, up)["foundry-keeper"]
+    for states in ({}, {"foundry-keeper": ServiceState("foundry-keeper", "c", "exited", "unhealthy", "i", 0, ())}):
+        note = keeper_note(stack, states)["foundry-keeper"]
+        assert note.startswith("not running: nothing would serve") and note.endswith("`./stack up` starts it")
     monkeypatch.setattr("sys.platform", "darwin")
-    assert keeper_note(stack) == {}  # no keeper there
+    assert keeper_note(stack, up) == {}  # no keeper there
