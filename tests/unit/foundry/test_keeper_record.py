@@ -186,3 +186,27 @@ def test_status_says_what_the_keeper_keeps(tmp_path, monkeypatch, make_state):
         assert note.startswith("not running: nothing would serve") and note.endswith("`./stack up` starts it")
     monkeypatch.setattr("sys.platform", "darwin")
     assert keeper_note(stack, up) == {}  # no keeper there
+
+
+class _Exited:
+    """A child supervisor that has exited with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        self.code, self.pid = code, 4242
+
+    def poll(self) -> int:
+        return self.code
+
+
+def test_a_start_that_never_became_ready_is_not_retried_at_once(tmp_path):
+    """Failure path: a server that fails to start (port taken, broken model) must not be
+    started again every second; one that had served is started again at once."""
+    paths = FoundryPaths(tmp_path)
+    paths.root.mkdir(parents=True)
+    k = keeper.Keeper(paths, retry_s=30.0)
+    k.child, k.started, k.served = _Exited(1), time.monotonic(), False
+    k._watch_child()
+    assert k.child is None and k.not_before >= time.monotonic() + 29
+    k.child, k.started, k.served, k.not_before = _Exited(-9), time.monotonic(), True, 0.0
+    k._watch_child()
+    assert k.child is None and k.not_before == 0.0
